@@ -1,0 +1,31 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// llama.cpp comes from the pinned sdist build in the cache (scripts/deps.sh); the Makefile points
+// PKG_CONFIG_PATH at it, so `pkg-config llama` resolves to exactly that build.
+let package = Package(
+    name: "lookaheadd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "lookaheadctl", targets: ["lookaheadctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLlama", pkgConfig: "llama"),
+        .target(name: "Llama", dependencies: ["CLlama"]),
+        .target(name: "Lookahead", dependencies: ["Llama"]),
+        .target(name: "StepBatcher", dependencies: ["Lookahead", "Llama"]),
+        .executableTarget(
+            name: "lookaheadctl",
+            dependencies: [
+                "Llama", "Lookahead", "StepBatcher",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "LlamaTests", dependencies: ["Llama"]),
+        .testTarget(name: "LookaheadTests", dependencies: ["Lookahead", "StepBatcher", "Llama"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

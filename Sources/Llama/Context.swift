@@ -1,0 +1,164 @@
+import CLlama
+
+public struct ContextParams: Sendable {
+    /// KV cells shared by all sequences (the unified cache).
+    public var contextLength: Int = 4096
+    /// Most tokens one `decode` may carry.
+    public var batchSize: Int = 512
+    /// Distinct sequence ids (1 root + branches per session, summed over sessions).
+    public var sequences: Int = 1
+    public var threads: Int = 2
+    /// Pooled sentence embeddings instead of logits (embedding models).
+    public var embeddings: Bool = false
+
+    public init(contextLength: Int = 4096, batchSize: Int = 512, sequences: Int = 1, threads: Int = 2, embeddings: Bool = false) {
+        self.contextLength = contextLength
+        self.batchSize = batchSize
+        self.sequences = sequences
+        self.threads = threads
+        self.embeddings = embeddings
+    }
+}
+
+/// A llama context: the KV cache and the compute state for one model. Not thread-safe: exactly one
+/// thread (the engine thread) owns it. Freed when the last reference goes.
+public final class Context {
+    let pointer: OpaquePointer
+    public let model: Model
+    public let params: ContextParams
+    /// Nil for encoder-only models (BERT-style embedders keep no KV cache).
+    private let memory: llama_memory_t?
+
+    /// llama.cpp caps sequence ids at LLAMA_MAX_SEQ.
+    public static let maxSequences = 256
+
+    public init(model: Model, params: ContextParams) throws {
+        if params.contextLength > model.trainedContext {
+            throw LlamaError.contextTooLarge(requested: params.contextLength, trained: model.trainedContext)
+        }
+        guard (1...Context.maxSequences).contains(params.sequences) else {
+            throw LlamaError.contextCreationFailed("sequences must be 1...\(Context.maxSequences), got \(params.sequences)")
+        }
+        var p = llama_context_default_params()
+        p.n_ctx = UInt32(params.contextLength)
+        p.n_batch = UInt32(params.batchSize)
+        p.n_ubatch = UInt32(params.batchSize)
+        p.n_seq_max = UInt32(params.sequences)
+        p.n_threads = Int32(params.threads)
+        p.n_threads_batch = Int32(params.threads)
+        // One cell pool for all sequences: seq_cp then shares cells instead of copying whole streams,
+        // and a branch can be forked from any prefix of another sequence (DESIGN.md §3).
+        p.kv_unified = true
+        p.embeddings = params.embeddings
+        if params.embeddings { p.pooling_type = LLAMA_POOLING_TYPE_MEAN }
+        p.no_perf = true
+        guard let ctx = llama_init_from_model(model.pointer, p) else {
+            throw LlamaError.contextCreationFailed("llama_init_from_model refused n_ctx=\(params.contextLength) n_seq_max=\(params.sequences) for \(model.path)")
+        }
+        pointer = ctx
+        memory = llama_get_memory(ctx)
+        self.model = model
+        self.params = params
+    }
+
+    deinit { llama_free(pointer) }
+
+    public var contextLength: Int { Int(llama_n_ctx(pointer)) }
+
+    public func setThreads(_ n: Int) { llama_set_n_threads(pointer, Int32(n), Int32(n)) }
+
+    /// Runs the batch. On failure the KV cache is as it was before the call (llama.cpp restores it),
+    /// so the caller can shrink the batch or drop a session and carry on.
+    public func decode(_ batch: Batch) throws {
+        let rc = llama_decode(pointer, batch.raw)
+        if rc == 1 { throw LlamaError.noKVSlot(tokens: batch.count) }
+        if rc != 0 { throw LlamaError.decodeFailed(code: rc, tokens: batch.count) }
+    }
+
+    /// The logits row of batch index `i` of the last decode; valid until the next decode.
+    public func logits(at i: Int) throws -> UnsafeBufferPointer<Float> {
+        guard let row = llama_get_logits_ith(pointer, Int32(i)) else { throw LlamaError.noLogits(index: i) }
+        return UnsafeBufferPointer(start: row, count: model.vocab.count)
+    }
+
+    // MARK: Sequences (KV ranges)
+
+    /// Makes `destination` share `source`'s cells for positions in `positions` (all when nil).
+    /// With the unified cache no KV data is copied.
+    public func copySequence(_ source: Int32, to destination: Int32, positions: Range<Int32>? = nil) {
+        guard let memory else { return }
+        llama_memory_seq_cp(memory, source, destination, positions?.lowerBound ?? -1, positions?.upperBound ?? -1)
+    }
+
+    /// Removes `sequence`'s cells at positions ≥ `from` (and < `to` when given). Returns false
+    /// when llama.cpp cannot remove a partial range (recurrent models).
+    @discardableResult
+    public func removeRange(_ sequence: Int32, from: Int32 = 0, to: Int32? = nil) -> Bool {
+        guard let memory else { return true }
+        return llama_memory_seq_rm(memory, sequence, from, to ?? -1)
+    }
+
+    /// Drops every sequence but `sequence`.
+    public func keepOnly(_ sequence: Int32) {
+        if let memory { llama_memory_seq_keep(memory, sequence) }
+    }
+
+    /// Positions held for `sequence`, nil when it holds none.
+    public func positions(of sequence: Int32) -> ClosedRange<Int32>? {
+        guard let memory else { return nil }
+        let lo = llama_memory_seq_pos_min(memory, sequence), hi = llama_memory_seq_pos_max(memory, sequence)
+        return lo < 0 || hi < 0 ? nil : lo...hi
+    }
+
+    public func clear() {
+        if let memory { llama_memory_clear(memory, true) }
+    }
+
+    // MARK: Embeddings
+
+    /// The pooled, L2-normalised embedding of `sequence` after the last decode (embedding contexts).
+    public func embedding(of sequence: Int32) throws -> [Float] {
+        guard params.embeddings, let e = llama_get_embeddings_seq(pointer, sequence) else {
+            throw LlamaError.notAnEmbeddingModel("no pooled embedding for sequence \(sequence) of \(model.path)")
+        }
+        let v = Array(UnsafeBufferPointer(start: e, count: model.embeddingSize))
+        let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return norm > 0 ? v.map { $0 / norm } : v
+    }
+
+    /// Embeds several texts in one batch (one sequence each, so they never attend to each other).
+    public func embed(_ texts: [String]) throws -> [[Float]] {
+        guard params.embeddings else { throw LlamaError.notAnEmbeddingModel("context was not created for embeddings") }
+        var results: [[Float]] = []
+        // Split into chunks that fit both the batch and the sequence budget.
+        var start = 0
+        let tokenized = try texts.map { text -> [Token] in
+            let t = try model.vocab.tokenize(text, addSpecial: true, parseSpecial: false)
+            return Array(t.prefix(params.batchSize))
+        }
+        while start < tokenized.count {
+            let batch = Batch(capacity: params.batchSize)
+            var end = start
+            while end < tokenized.count, end - start < params.sequences,
+                  batch.count + tokenized[end].count <= params.batchSize {
+                let seq = Int32(end - start)
+                for (p, t) in tokenized[end].enumerated() {
+                    try batch.add(t, position: Int32(p), sequence: seq, logits: true)
+                }
+                end += 1
+            }
+            clear()
+            try decode(batch)
+            for i in start..<end { results.append(try embedding(of: Int32(i - start))) }
+            start = end
+        }
+        return results
+    }
+}
+
+public func cosine(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count)
+    var dot: Float = 0, na: Float = 0, nb: Float = 0
+    for i in 0..<a.count { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i] }
+    return na > 0 && nb > 0 ? dot / (na.squareRoot() * nb.squareRoot()) : 0
+}

@@ -1,0 +1,96 @@
+import CLlama
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A loaded GGUF model: weights plus vocabulary. Immutable once loaded, so several contexts
+/// (a generator and a judge, say) can share it.
+public final class Model: @unchecked Sendable {
+    let pointer: OpaquePointer
+    public let path: String
+    public let vocab: Vocab
+
+    /// Loads `path`, offloading `gpuLayers` layers where a GPU backend exists (ignored on CPU builds).
+    /// Checks existence and the GGUF magic first, so the common mistakes get a precise error.
+    public init(path: String, gpuLayers: Int32 = 0) throws {
+        LlamaBackend.initialise()
+        try Model.checkFile(path)
+        var params = llama_model_default_params()
+        params.n_gpu_layers = gpuLayers
+        guard let model = llama_model_load_from_file(path, params) else {
+            throw LlamaError.modelLoadFailed(path: path)
+        }
+        pointer = model
+        self.path = path
+        vocab = Vocab(llama_model_get_vocab(model)!)
+    }
+
+    deinit { llama_model_free(pointer) }
+
+    static func checkFile(_ path: String) throws {
+        guard let file = fopen(path, "rb") else { throw LlamaError.modelNotFound(path: path) }
+        defer { fclose(file) }
+        var magic = [UInt8](repeating: 0, count: 4)
+        guard fread(&magic, 1, 4, file) == 4, magic == Array("GGUF".utf8) else {
+            throw LlamaError.notGGUF(path: path)
+        }
+    }
+
+    public var trainedContext: Int { Int(llama_model_n_ctx_train(pointer)) }
+    public var layerCount: Int { Int(llama_model_n_layer(pointer)) }
+    public var parameterCount: UInt64 { llama_model_n_params(pointer) }
+    public var sizeBytes: UInt64 { llama_model_size(pointer) }
+    public var embeddingSize: Int { Int(llama_model_n_embd(pointer)) }
+
+    /// The model's one-line description from llama.cpp (architecture, size, quantisation).
+    public var summary: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let n = llama_model_desc(pointer, &buffer, buffer.count)
+        return n > 0 ? String(cString: buffer) : "unknown"
+    }
+
+    /// A GGUF metadata value such as `general.architecture`, or nil when absent.
+    public func metadata(_ key: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 512)
+        let n = llama_model_meta_val_str(pointer, key, &buffer, buffer.count)
+        guard n >= 0 else { return nil }
+        if Int(n) >= buffer.count {
+            buffer = [CChar](repeating: 0, count: Int(n) + 1)
+            _ = llama_model_meta_val_str(pointer, key, &buffer, buffer.count)
+        }
+        return String(cString: buffer)
+    }
+
+    /// The chat template stored in the GGUF (`tokenizer.chat_template`), nil for base models.
+    public var chatTemplate: String? {
+        guard let t = llama_model_chat_template(pointer, nil) else { return nil }
+        return String(cString: t)
+    }
+
+    /// Formats `messages` with the model's own template, ending with the assistant's turn opened.
+    public func applyChatTemplate(_ messages: [ChatMessage], addAssistant: Bool = true) throws -> String {
+        guard let template = llama_model_chat_template(pointer, nil) else {
+            throw LlamaError.chatTemplate("\(path) has no chat template (a base model?)")
+        }
+        let roles = messages.map { strdup($0.role)! }
+        let contents = messages.map { strdup($0.content)! }
+        defer { (roles + contents).forEach { free($0) } }
+        var chat = (0..<messages.count).map { llama_chat_message(role: roles[$0], content: contents[$0]) }
+        var capacity = max(1024, 2 * messages.reduce(0) { $0 + $1.content.utf8.count + 64 })
+        while true {
+            var buffer = [CChar](repeating: 0, count: capacity)
+            let n = llama_chat_apply_template(template, &chat, chat.count, addAssistant, &buffer, Int32(capacity))
+            guard n >= 0 else { throw LlamaError.chatTemplate("llama.cpp does not support the template of \(path)") }
+            if Int(n) < capacity {
+                return String(decoding: buffer[0..<Int(n)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            }
+            capacity = Int(n) + 1
+        }
+    }
+}
+
+public struct ChatMessage: Sendable, Equatable {
+    public var role: String
+    public var content: String
+    public init(role: String, content: String) { self.role = role; self.content = content }
+}

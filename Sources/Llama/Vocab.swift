@@ -1,0 +1,63 @@
+import CLlama
+
+public typealias Token = Int32
+
+/// Tokenizer and special tokens of a model. The vocabulary is owned by its `Model`.
+public struct Vocab: @unchecked Sendable {
+    let pointer: OpaquePointer
+
+    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+
+    public var count: Int { Int(llama_vocab_n_tokens(pointer)) }
+    public var bos: Token { llama_vocab_bos(pointer) }
+    public var eos: Token { llama_vocab_eos(pointer) }
+
+    /// End of generation: EOS, EOT and the model's other stop tokens.
+    public func isEndOfGeneration(_ token: Token) -> Bool { llama_vocab_is_eog(pointer, token) }
+
+    /// `addSpecial` adds BOS where the model wants it; `parseSpecial` turns `<|im_start|>` and the
+    /// like into their control tokens (needed for chat-formatted prompts).
+    public func tokenize(_ text: String, addSpecial: Bool = false, parseSpecial: Bool = true) throws -> [Token] {
+        let bytes = Array(text.utf8)
+        var capacity = bytes.count + 8
+        while true {
+            var tokens = [Token](repeating: 0, count: capacity)
+            let n = bytes.withUnsafeBufferPointer { b in
+                b.withMemoryRebound(to: CChar.self) {
+                    llama_tokenize(pointer, $0.baseAddress, Int32(bytes.count), &tokens, Int32(capacity), addSpecial, parseSpecial)
+                }
+            }
+            if n == Int32.min { throw LlamaError.tokenizeFailed("text of \(bytes.count) bytes overflows int32 tokens") }
+            if n >= 0 { return Array(tokens[0..<Int(n)]) }
+            capacity = Int(-n)
+        }
+    }
+
+    /// The raw bytes a token stands for. A multi-byte character can be split across tokens, so
+    /// callers that stream text join bytes before decoding UTF-8.
+    public func pieceBytes(_ token: Token, special: Bool = false) -> [UInt8] {
+        var buffer = [CChar](repeating: 0, count: 64)
+        var n = llama_token_to_piece(pointer, token, &buffer, Int32(buffer.count), 0, special)
+        if n < 0 {
+            buffer = [CChar](repeating: 0, count: Int(-n))
+            n = llama_token_to_piece(pointer, token, &buffer, Int32(buffer.count), 0, special)
+        }
+        return buffer[0..<max(0, Int(n))].map { UInt8(bitPattern: $0) }
+    }
+
+    public func piece(_ token: Token, special: Bool = false) -> String {
+        String(decoding: pieceBytes(token, special: special), as: UTF8.self)
+    }
+
+    /// Text of a token sequence (control tokens left out unless `special`).
+    public func detokenize(_ tokens: [Token], special: Bool = false) -> String {
+        if tokens.isEmpty { return "" }
+        var capacity = tokens.count * 8 + 16
+        while true {
+            var buffer = [CChar](repeating: 0, count: capacity)
+            let n = llama_detokenize(pointer, tokens, Int32(tokens.count), &buffer, Int32(capacity), false, special)
+            if n >= 0 { return String(decoding: buffer[0..<Int(n)].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+            capacity = Int(-n) + 1
+        }
+    }
+}

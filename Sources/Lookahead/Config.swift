@@ -1,0 +1,66 @@
+import Llama
+
+/// The four ways a request can be decoded. All run through `LookaheadSession`, so comparisons
+/// between them measure the algorithm, not different code.
+public enum Mode: String, CaseIterable, Sendable, Codable {
+    case ar                         // target only
+    case sd = "sd"                  // target + token-level speculation (n-gram lookup)
+    case lookahead                  // step-level speculation with the draft model
+    case lookaheadSD = "lookahead+sd" // both: n-gram and draft-step lookup inside every step
+
+    public var usesDraft: Bool { self == .lookahead || self == .lookaheadSD }
+    public var speculatesTokens: Bool { self == .sd || self == .lookaheadSD }
+}
+
+/// Per-request settings of the algorithm. Defaults follow the reference implementation
+/// (γ = 4, W = 1, 100-token steps, "\n\n" delimiter).
+public struct SessionConfig: Sendable, Equatable {
+    public var mode: Mode = .lookaheadSD
+    /// γ: draft steps kept ahead of the committed text.
+    public var gamma: Int = 4
+    /// W: draft candidates per position (1 or 2); the first one the verifier accepts wins.
+    public var width: Int = 1
+    public var rules = StepRules()
+    public var sampling: SamplingParams = .greedy
+    public var maxTokens: Int = 512
+    /// Tokens a token-level proposer may put in one target pass for one branch (k).
+    public var proposalTokens: Int = 4
+    /// n-gram prompt lookup: longest and shortest suffix matched (the paper: 1 on GSM8K).
+    public var ngramMax: Int = 2
+    public var ngramMin: Int = 1
+    /// The answer after `</think>` is written by the target alone, never paraphrased.
+    public var answerByTargetOnly = true
+
+    public init(mode: Mode = .lookaheadSD) { self.mode = mode }
+
+    /// Sequence ids one session holds in the target context: the root and γ·W branches.
+    public var targetSequences: Int { mode.usesDraft ? 1 + gamma * width : 1 }
+    public var draftSequences: Int { mode.usesDraft ? width : 0 }
+
+    public func validate() throws {
+        func bad(_ field: String, _ why: String) -> SessionError { .invalidConfig(field: field, reason: why) }
+        guard (0...16).contains(gamma) else { throw bad("gamma", "must be 0...16, got \(gamma)") }
+        guard (1...2).contains(width) else { throw bad("width", "must be 1 or 2, got \(width)") }
+        guard maxTokens > 0 else { throw bad("max_tokens", "must be positive, got \(maxTokens)") }
+        guard rules.maxTokens > 0 else { throw bad("step_tokens", "must be positive") }
+        guard !rules.delimiter.isEmpty else { throw bad("step_delimiter", "must not be empty") }
+        guard (0...32).contains(proposalTokens) else { throw bad("proposal_tokens", "must be 0...32") }
+        guard sampling.temperature >= 0, sampling.topP > 0, sampling.topP <= 1 else {
+            throw bad("temperature/top_p", "temperature ≥ 0 and 0 < top_p ≤ 1 required")
+        }
+    }
+}
+
+public enum SessionError: Error, CustomStringConvertible, Equatable {
+    case invalidConfig(field: String, reason: String)
+    case promptTooLong(tokens: Int, limit: Int)
+    case emptyPrompt
+
+    public var description: String {
+        switch self {
+        case .invalidConfig(let f, let r): return "invalid \(f): \(r)"
+        case .promptTooLong(let t, let l): return "prompt of \(t) tokens does not fit the context (limit \(l))"
+        case .emptyPrompt: return "prompt is empty"
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import Llama
+
+public typealias SeqID = Int32
+
+/// One token of a model pass: where it goes (position, the sequences that share it) and whether
+/// its next-token distribution is wanted, under which sampling parameters.
+public struct PassEntry: Sendable, Equatable {
+    public var token: Token
+    public var position: Int32
+    public var sequences: [SeqID]
+    public var output: SamplingParams?
+
+    public init(token: Token, position: Int32, sequences: [SeqID], output: SamplingParams?) {
+        self.token = token
+        self.position = position
+        self.sequences = sequences
+        self.output = output
+    }
+}
+
+/// What the algorithm needs from a model: decode one packed pass, and fork/trim sequences' KV.
+/// The real implementation is `LlamaEngine`; unit tests drive the algorithm with a scripted one.
+/// Called only from the engine thread.
+public protocol ModelEngine: AnyObject {
+    var text: TokenText { get }
+    /// Decodes `entries` as one pass (split internally when over the batch size) and returns the
+    /// next-token distribution for every entry that asked for one, aligned with `entries`.
+    func decode(_ entries: [PassEntry]) throws -> [TokenDistribution?]
+    /// `destination` gets `source`'s KV for positions in `positions`.
+    func copy(_ source: SeqID, to destination: SeqID, positions: Range<Int32>)
+    /// Drops `sequence`'s KV at positions ≥ `position`.
+    func remove(_ sequence: SeqID, from position: Int32)
+    /// KV cells one context holds for all sequences together.
+    var contextLength: Int { get }
+}
+
+/// Token ↔ text knowledge the algorithm needs for step boundaries and verification.
+public protocol TokenText: AnyObject {
+    func pieceBytes(_ token: Token) -> [UInt8]
+    func isEndOfGeneration(_ token: Token) -> Bool
+    func detokenize(_ tokens: [Token]) -> String
+}
+
+final class VocabText: TokenText {
+    let vocab: Vocab
+    /// Pieces are looked up once per token id: the step splitter asks for every generated token.
+    private var cache: [Token: [UInt8]] = [:]
+    init(_ vocab: Vocab) { self.vocab = vocab }
+    func pieceBytes(_ token: Token) -> [UInt8] {
+        if let p = cache[token] { return p }
+        let p = vocab.pieceBytes(token)
+        cache[token] = p
+        return p
+    }
+    func isEndOfGeneration(_ token: Token) -> Bool { vocab.isEndOfGeneration(token) }
+    func detokenize(_ tokens: [Token]) -> String { vocab.detokenize(tokens) }
+}
+
+/// `ModelEngine` over a llama context: every pass is one explicit `llama_batch` (split at n_batch),
+/// every sequence id and KV range is the caller's.
+public final class LlamaEngine: ModelEngine {
+    public let context: Context
+    public let text: TokenText
+    private let batch: Batch
+
+    public init(context: Context) {
+        self.context = context
+        text = VocabText(context.model.vocab)
+        batch = Batch(capacity: context.params.batchSize, maxSequencesPerToken: context.params.sequences)
+    }
+
+    public var contextLength: Int { context.contextLength }
+
+    public func decode(_ entries: [PassEntry]) throws -> [TokenDistribution?] {
+        var out = [TokenDistribution?](repeating: nil, count: entries.count)
+        var start = 0
+        while start < entries.count {
+            let end = min(entries.count, start + batch.capacity)
+            batch.clear()
+            for e in entries[start..<end] {
+                try batch.add(e.token, position: e.position, sequences: e.sequences, logits: e.output != nil)
+            }
+            try context.decode(batch)
+            for i in start..<end {
+                if let params = entries[i].output {
+                    out[i] = TokenDistribution(logits: try context.logits(at: i - start), params: params)
+                }
+            }
+            start = end
+        }
+        return out
+    }
+
+    public func copy(_ source: SeqID, to destination: SeqID, positions: Range<Int32>) {
+        guard !positions.isEmpty else { return }
+        context.copySequence(source, to: destination, positions: positions)
+    }
+
+    public func remove(_ sequence: SeqID, from position: Int32) {
+        context.removeRange(sequence, from: position)
+    }
+}

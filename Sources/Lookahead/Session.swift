@@ -1,0 +1,444 @@
+import Llama
+
+/// A target sequence regenerating one step: the root (from the committed text) or a branch opened
+/// on a draft prefix P ⊕ d₁ … dⱼ. Its step starts at `base`.
+final class Branch {
+    var track: Track
+    var base: Int
+    var step = StepBuilder()
+    /// Positions below this equal the parent's text (shareable in the same pass).
+    let parent: Branch?
+    let sharedUntil: Int
+
+    init(track: Track, base: Int, parent: Branch?, sharedUntil: Int) {
+        self.track = track
+        self.base = base
+        self.parent = parent
+        self.sharedUntil = sharedUntil
+    }
+}
+
+/// A finished draft step at one chain position and the target branch that continues from it.
+struct Candidate {
+    var step: Step
+    var branch: Branch?
+    var verdict: Bool?
+}
+
+/// What a session publishes as it goes.
+public enum SessionEvent: Sendable, Equatable {
+    /// A committed step: its text, whether it is answer (after `</think>`) and whether the draft's
+    /// version was accepted (false: the target's own step).
+    case step(text: String, answer: Bool, fromDraft: Bool)
+    case finished(FinishReason)
+}
+
+public enum FinishReason: String, Sendable, Equatable {
+    case stop          // end of text
+    case length        // max_tokens
+    case context       // the context window is full
+    case cancelled
+}
+
+/// One request, decoded with Lookahead Reasoning (Fu et al., 2025, the asynchronous variant):
+///
+///     loop
+///       draft:   extend the chain d₁ … d_γ, one token per draft pass; each finished dⱼ opens a
+///                target branch on P ⊕ d₁ … dⱼ
+///       target:  every open branch regenerates its next step ŝ (plus token-level proposals)
+///       verify:  V(ŝⱼ, dⱼ) for every pair whose two steps are finished
+///       commit:  while ŝ₁ is done: accept d₁ if V says so (its branch becomes the root),
+///                else commit ŝ₁ (the root continues) and drop the chain
+///
+/// The session is engine-agnostic and does no decoding itself: the batcher collects its tokens
+/// into passes shared with other sessions and hands the results back.
+public final class LookaheadSession {
+    public let config: SessionConfig
+    let draft: ModelEngine?
+    let target: ModelEngine
+    let promptCount: Int
+
+    private(set) var committed: [Token]
+    private var lastCommittedEnd: StepEnd = .delimiter  // the prompt's end counts as a boundary
+    private var answerPhase = false
+    public private(set) var finishReason: FinishReason?
+    public private(set) var stats = SessionStats()
+    private var events: [SessionEvent] = []
+    private var committedSteps: [Step] = []
+
+    private var root: Branch
+    private var chain: [[Candidate]] = []
+    private var drafting: [StepBuilder]
+    private var draftTracks: [Track]
+    private var chainClosed = false
+    private var freeTargetSeqs: [SeqID]
+    private var targetRNG: SeededGenerator
+    private var draftRNG: SeededGenerator
+
+    /// `targetSeqs`/`draftSeqs`: the ids this session may use, empty in both contexts.
+    public init(prompt: [Token], config: SessionConfig, target: ModelEngine, draft: ModelEngine?,
+                targetSeqs: [SeqID], draftSeqs: [SeqID]) throws {
+        try config.validate()
+        guard !prompt.isEmpty else { throw SessionError.emptyPrompt }
+        let limit = target.contextLength - 1
+        guard prompt.count < limit else { throw SessionError.promptTooLong(tokens: prompt.count, limit: limit) }
+        precondition(targetSeqs.count >= config.targetSequences, "session needs \(config.targetSequences) target sequences")
+        precondition(!config.mode.usesDraft || (draft != nil && draftSeqs.count >= config.draftSequences),
+                     "lookahead modes need a draft engine and \(config.draftSequences) draft sequences")
+        self.config = config
+        self.target = target
+        self.draft = config.mode.usesDraft ? draft : nil
+        promptCount = prompt.count
+        committed = prompt
+        root = Branch(track: Track(seq: targetSeqs[0], text: prompt), base: prompt.count, parent: nil, sharedUntil: 0)
+        freeTargetSeqs = Array(targetSeqs.dropFirst().prefix(config.targetSequences - 1))
+        draftTracks = config.mode.usesDraft
+            ? draftSeqs.prefix(config.width).map { Track(seq: $0, text: prompt) } : []
+        drafting = Array(repeating: StepBuilder(), count: draftTracks.count)
+        targetRNG = SeededGenerator(seed: config.sampling.seed)
+        draftRNG = SeededGenerator(seed: config.sampling.seed ^ 0x5DEE_CE66_D1CE_5EED)
+    }
+
+    public var isFinished: Bool { finishReason != nil }
+    public var generatedTokens: [Token] { Array(committed[promptCount...]) }
+    public var steps: [Step] { committedSteps }
+
+    /// Events since the last call.
+    public func takeEvents() -> [SessionEvent] {
+        defer { events.removeAll(keepingCapacity: true) }
+        return events
+    }
+
+    // MARK: Draft pass
+
+    private var drafts: Bool {
+        draft != nil && !isFinished && !answerPhase && !chainClosed && chain.count < config.gamma
+    }
+
+    /// Adds this session's next draft token(s) to the draft pass.
+    public func planDraft(into pass: inout PassBuilder) {
+        guard drafts else { return }
+        for w in draftTracks.indices where !drafting[w].isDone {
+            draftTracks[w].feed(into: &pass, output: config.sampling)
+        }
+    }
+
+    public func absorbDraft(_ outputs: [TokenDistribution?]) {
+        guard let draft else { return }
+        var fed = false
+        for w in draftTracks.indices where draftTracks[w].firstRow >= 0 {
+            fed = true
+            guard let dist = outputs[draftTracks[w].firstRow] else { continue }
+            let token = dist.sample(using: &draftRNG)
+            draftTracks[w].text.append(token)
+            draftTracks[w].settle(acceptedProposals: 0, engine: draft)
+            _ = drafting[w].append(token, rules: config.rules, text: draft.text)
+            stats.draftTokens += 1
+        }
+        if fed { stats.draftPasses += 1 }
+        if !drafting.isEmpty, drafting.allSatisfy(\.isDone) { closeChainPosition() }
+    }
+
+    /// All candidates of the frontier position are finished: record them, open their target
+    /// branches, and start the next position from candidate A.
+    private func closeChainPosition() {
+        var candidates: [Candidate] = []
+        for builder in drafting {
+            let step = builder.step
+            if candidates.contains(where: { $0.step.tokens == step.tokens }) { continue }
+            candidates.append(Candidate(step: step, branch: nil, verdict: nil))
+        }
+        let parent = chain.isEmpty ? root : chain[chain.count - 1][0].branch
+        if let parent {
+            for i in candidates.indices where candidates[i].step.end != .endOfText {
+                candidates[i].branch = openBranch(from: parent, with: candidates[i].step.tokens)
+            }
+        }
+        chain.append(candidates)
+        // Past a cut, an end of text or `</think>`, further drafts could never be accepted.
+        let a = candidates[0].step
+        if a.end != .delimiter || candidates[0].branch == nil { chainClosed = true }
+        // Every track drafts the next position from candidate A's prefix.
+        let next = draftTracks[0].text
+        if let draft {
+            for w in draftTracks.indices.dropFirst() {
+                draftTracks[w].rebase(to: next, engine: draft)
+                let have = draftTracks[w].kv, want = draftTracks[0].kv
+                if have < want {
+                    draft.copy(draftTracks[0].seq, to: draftTracks[w].seq, positions: Int32(have)..<Int32(want))
+                    draftTracks[w].kv = want
+                }
+            }
+        }
+        drafting = Array(repeating: StepBuilder(), count: draftTracks.count)
+    }
+
+    /// A target branch on the parent's prefix plus `step`: it shares the parent's KV cells for the
+    /// common prefix (no copy of data in the unified cache) and regenerates the step after `step`.
+    private func openBranch(from parent: Branch, with step: [Token]) -> Branch? {
+        guard let seq = freeTargetSeqs.popLast() else { return nil }
+        let prefix = Array(parent.track.text[..<parent.base])
+        let shared = parent.base + commonPrefix(Array(parent.track.text[parent.base...]), step)
+        var track = Track(seq: seq, text: prefix + step)
+        let copied = min(parent.track.kv, shared, track.text.count - 1)
+        target.copy(parent.track.seq, to: seq, positions: 0..<Int32(copied))
+        track.kv = copied
+        return Branch(track: track, base: track.text.count, parent: parent, sharedUntil: shared)
+    }
+
+    // MARK: Target pass
+
+    /// The branches still generating, root first, then the chain in order (candidate A first).
+    private var liveBranches: [Branch] {
+        var all = [root]
+        for position in chain { for c in position { if let b = c.branch { all.append(b) } } }
+        return all.filter { !$0.step.isDone }
+    }
+
+    public func planTarget(into pass: inout PassBuilder) {
+        guard !isFinished else { return }
+        for branch in liveBranches {
+            let (proposals, proposer) = propose(for: branch)
+            let parentTrack = branch.parent.map(\.track)
+            branch.track.feed(into: &pass, output: config.sampling, proposals: proposals, proposer: proposer,
+                              parent: parentTrack, sharedUntil: branch.sharedUntil)
+        }
+    }
+
+    public func absorbTarget(_ outputs: [TokenDistribution?]) {
+        var fed = false
+        for branch in [root] + chain.flatMap({ $0.compactMap(\.branch) }) where branch.track.firstRow >= 0 {
+            fed = true
+            let proposals = branch.track.proposals
+            var accepted = 0
+            for i in 0...proposals.count {
+                guard let dist = outputs[branch.track.row(i)] else { break }
+                let token: Token
+                var tookProposal = false
+                if i < proposals.count {
+                    (token, tookProposal) = config.sampling.isGreedy
+                        ? (dist.mostLikely, dist.mostLikely == proposals[i])
+                        : dist.verify(proposed: proposals[i], using: &targetRNG)
+                } else {
+                    token = dist.sample(using: &targetRNG)
+                }
+                branch.track.text.append(token)
+                stats.targetTokens += 1
+                if tookProposal { accepted += 1 }
+                if branch.step.append(token, rules: config.rules, text: target.text) || !tookProposal { break }
+            }
+            if let proposer = branch.track.proposer {
+                stats.proposed[proposer, default: 0] += proposals.count
+                stats.acceptedProposals[proposer, default: 0] += accepted
+            }
+            branch.track.settle(acceptedProposals: accepted, engine: target)
+        }
+        if fed { stats.targetPasses += 1 }
+    }
+
+    // MARK: Token-level proposals
+
+    /// Draft-step lookup first (the branch regenerating step j proposes the draft's dⱼ, which
+    /// exists anyway), else n-gram prompt lookup. Never past the step cap.
+    private func propose(for branch: Branch) -> ([Token], Proposer?) {
+        guard config.mode.speculatesTokens, config.proposalTokens > 0 else { return ([], nil) }
+        let room = min(config.proposalTokens, config.rules.maxTokens - branch.step.tokens.count - 1,
+                       config.maxTokens - (committed.count - promptCount) - 1)
+        guard room > 0 else { return ([], nil) }
+        let made = branch.step.tokens
+        for source in draftSources(for: branch) where source.count > made.count && Array(source.prefix(made.count)) == made {
+            return (Array(source[made.count..<min(source.count, made.count + room)]), .draftStep)
+        }
+        let found = ngramLookup(branch.track.text, room: room)
+        return (found, found.isEmpty ? nil : .ngram)
+    }
+
+    /// The draft's versions of the step `branch` is regenerating: the finished candidates at the
+    /// next chain position, or the step still being drafted there.
+    private func draftSources(for branch: Branch) -> [[Token]] {
+        guard draft != nil else { return [] }
+        let position: Int
+        if branch === root {
+            position = 0
+        } else if let j = chain.firstIndex(where: { $0.first?.branch === branch }) {
+            position = j + 1
+        } else {
+            return []
+        }
+        if position < chain.count { return chain[position].map(\.step.tokens) }
+        if position == chain.count { return drafting.map(\.tokens) }
+        return []
+    }
+
+    private func ngramLookup(_ text: [Token], room: Int) -> [Token] {
+        let n = text.count
+        for size in stride(from: config.ngramMax, through: max(1, config.ngramMin), by: -1) where n > size {
+            let suffix = text[(n - size)...]
+            var start = n - size - 1
+            while start >= 0 {
+                if text[start..<start + size].elementsEqual(suffix) {
+                    let from = start + size
+                    return Array(text[from..<min(n, from + room)])
+                }
+                start -= 1
+            }
+        }
+        return []
+    }
+
+    // MARK: Verify
+
+    private struct PendingCheck { var position: Int; var candidate: Int }
+    private var checks: [PendingCheck] = []
+
+    /// Pairs ready for the verifier: positions whose target step and draft candidates are finished.
+    /// Pairs that cannot match (cut by the cap, a prefix not at a step boundary, different endings)
+    /// are rejected here without a verifier call.
+    public func verificationRequests() -> [StepPair] {
+        checks.removeAll()
+        var pairs: [StepPair] = []
+        for j in chain.indices {
+            let targetBranch = j == 0 ? root : chain[j - 1][0].branch
+            guard let targetBranch, targetBranch.step.isDone else { continue }
+            let targetStep = targetBranch.step.step
+            let prefixAtBoundary = j == 0 ? lastCommittedEnd == .delimiter : chain[j - 1][0].step.end == .delimiter
+            for c in chain[j].indices where chain[j][c].verdict == nil {
+                let draftStep = chain[j][c].step
+                if !prefixAtBoundary || targetStep.end == .cap || draftStep.end != targetStep.end {
+                    chain[j][c].verdict = false
+                    continue
+                }
+                if draftStep.tokens == targetStep.tokens {
+                    chain[j][c].verdict = true
+                    stats.identicalSteps += 1
+                    continue
+                }
+                checks.append(PendingCheck(position: j, candidate: c))
+                pairs.append(StepPair(target: targetStep.text, draft: draftStep.text))
+            }
+        }
+        return pairs
+    }
+
+    public func applyVerdicts(_ verdicts: [Bool]) {
+        precondition(verdicts.count == checks.count)
+        for (check, verdict) in zip(checks, verdicts) { chain[check.position][check.candidate].verdict = verdict }
+        checks.removeAll()
+    }
+
+    // MARK: Commit
+
+    /// Commits every step that is decided: accepted draft steps re-root onto their branch; the
+    /// first rejection commits the target's own step and drops the chain.
+    public func advance() {
+        while !isFinished, root.step.isDone {
+            if let position = chain.first, let c = position.firstIndex(where: { $0.verdict == true }) {
+                stats.acceptedDraftSteps += 1
+                acceptDraft(candidate: c)
+            } else {
+                if let position = chain.first, position.allSatisfy({ $0.verdict == false }) {
+                    stats.rejectedDraftSteps += 1
+                } else if draft != nil {
+                    stats.undraftedSteps += 1
+                }
+                commitTargetStep()
+                return
+            }
+        }
+    }
+
+    private func acceptDraft(candidate c: Int) {
+        let position = chain.removeFirst()
+        let chosen = position[c]
+        release(root)
+        for (i, other) in position.enumerated() where i != c { if let b = other.branch { release(b) } }
+        if c != 0 {
+            // The deeper chain grew from candidate A; it cannot follow B.
+            dropChain()
+        }
+        commit(chosen.step, fromDraft: true)
+        if let branch = chosen.branch {
+            root = branch
+        } else {
+            // An end-of-text draft step has no continuation: the session is over.
+            precondition(isFinished || answerPhase)
+            if !isFinished { finish(.stop) }
+        }
+        if c != 0 || answerPhase { rebaseDraft() }
+    }
+
+    private func commitTargetStep() {
+        let step = root.step.step
+        dropChain()
+        commit(step, fromDraft: false)
+        root.base = root.track.text.count
+        root.step = StepBuilder()
+        rebaseDraft()
+    }
+
+    private func commit(_ step: Step, fromDraft: Bool) {
+        var tokens = step.tokens
+        let room = config.maxTokens - (committed.count - promptCount)
+        let truncated = tokens.count >= room
+        if tokens.count > room { tokens.removeLast(tokens.count - room) }
+        committed.append(contentsOf: tokens)
+        let text = tokens.count == step.tokens.count ? step.text : target.text.detokenize(tokens)
+        committedSteps.append(Step(tokens: tokens, text: text, end: step.end))
+        events.append(.step(text: text, answer: answerPhase, fromDraft: fromDraft))
+        stats.committedSteps += 1
+        lastCommittedEnd = step.end
+        if step.end == .thinkEnd, config.answerByTargetOnly { answerPhase = true; dropChain() }
+        if step.end == .endOfText, tokens.count == step.tokens.count {
+            finish(.stop)
+        } else if truncated {
+            finish(.length)
+        } else if committed.count + config.rules.maxTokens + 2 >= target.contextLength {
+            finish(.context)
+        }
+    }
+
+    private func dropChain() {
+        for position in chain { for c in position { if let b = c.branch { release(b) } } }
+        chain.removeAll()
+        chainClosed = false
+        drafting = Array(repeating: StepBuilder(), count: draftTracks.count)
+    }
+
+    /// The draft restarts from the committed text, keeping its KV for the common prefix.
+    private func rebaseDraft() {
+        guard let draft else { return }
+        for w in draftTracks.indices { draftTracks[w].rebase(to: committed, engine: draft) }
+        drafting = Array(repeating: StepBuilder(), count: draftTracks.count)
+    }
+
+    private func release(_ branch: Branch) {
+        target.remove(branch.track.seq, from: 0)
+        freeTargetSeqs.append(branch.track.seq)
+    }
+
+    private func finish(_ reason: FinishReason) {
+        guard finishReason == nil else { return }
+        finishReason = reason
+        events.append(.finished(reason))
+    }
+
+    public func recordDraftTime(_ s: Double) { stats.draftSeconds += s }
+    public func recordTargetTime(_ s: Double) { stats.targetSeconds += s }
+    public func recordVerifyTime(_ s: Double) { stats.verifySeconds += s }
+
+    /// Stops the session at the next tick boundary (client gone, `cancel`, shutdown).
+    public func cancel() { finish(.cancelled) }
+
+    /// Frees every sequence this session holds in both contexts; call once it is finished.
+    public func releaseSequences() {
+        dropChain()
+        target.remove(root.track.seq, from: 0)
+        if let draft { for t in draftTracks { draft.remove(t.seq, from: 0) } }
+    }
+}
+
+func commonPrefix(_ a: [Token], _ b: [Token]) -> Int {
+    var i = 0
+    while i < a.count, i < b.count, a[i] == b[i] { i += 1 }
+    return i
+}

@@ -1,0 +1,233 @@
+import Llama
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One comparison: the target's own step and the draft's candidate for the same position.
+public struct StepPair: Sendable, Equatable {
+    public var target: String
+    public var draft: String
+    public init(target: String, draft: String) { self.target = target; self.draft = draft }
+}
+
+/// Decides whether draft steps say the same as the target's. Batched: one call per verify pass,
+/// all sessions' pairs together.
+public protocol StepVerifier: AnyObject {
+    var name: String { get }
+    func verify(_ pairs: [StepPair]) throws -> [Bool]
+}
+
+/// Whitespace- and case-insensitive equality: the cheap test tried before any model.
+public final class ExactVerifier: StepVerifier {
+    public let name = "exact"
+    public init() {}
+    public func verify(_ pairs: [StepPair]) -> [Bool] { pairs.map { ExactVerifier.same($0.target, $0.draft) } }
+
+    public static func normalise(_ s: String) -> String {
+        String(s.lowercased().unicodeScalars.filter { !$0.properties.isWhitespace })
+    }
+    public static func same(_ a: String, _ b: String) -> Bool { a == b || normalise(a) == normalise(b) }
+}
+
+/// Two steps whose numbers differ are different steps, however alike they read: MiniLM scored
+/// `… = 360` against `… = 260` at 0.989 here. Numbers are compared as multisets of values, so
+/// "3 × 4 = 12" and "12 is 4 times 3" agree while "8000 × 1.012 = 8160" and "… = 8096" do not.
+public enum NumericGuard {
+    public static func numbers(in text: String) -> [Double] {
+        var out: [Double] = []
+        var current = ""
+        func flush() {
+            var s = current
+            current = ""
+            while s.hasSuffix(".") || s.hasSuffix(",") { s.removeLast() }
+            s.removeAll { $0 == "," }
+            if let v = Double(s) { out.append(v) }
+        }
+        for ch in text {
+            if ch.isASCII, ch.isNumber {
+                current.append(ch)
+            } else if (ch == "." || ch == ","), !current.isEmpty {
+                current.append(ch)
+            } else if !current.isEmpty {
+                flush()
+            }
+        }
+        if !current.isEmpty { flush() }
+        return out.sorted()
+    }
+
+    /// True when the steps carry the same numbers.
+    public static func agree(_ a: String, _ b: String) -> Bool {
+        let x = numbers(in: a), y = numbers(in: b)
+        guard x.count == y.count else { return false }
+        return zip(x, y).allSatisfy { abs($0 - $1) <= 1e-9 * max(1, abs($0)) }
+    }
+}
+
+/// Cosine similarity of MiniLM sentence embeddings (llama.cpp embeddings, one batch per pass).
+public final class EmbeddingVerifier: StepVerifier {
+    public let name = "embedding"
+    public let threshold: Float
+    private let context: Context
+    public private(set) var lastSimilarities: [Float] = []
+
+    public init(model: Model, threshold: Float = 0.95, threads: Int) throws {
+        self.threshold = threshold
+        // An encoder: a pass holds whole sequences, so one batch is at most the trained context.
+        let window = min(model.trainedContext, 2048)
+        context = try Context(model: model, params: ContextParams(
+            contextLength: window, batchSize: window, sequences: 16, threads: threads, embeddings: true))
+    }
+
+    public func similarities(_ pairs: [StepPair]) throws -> [Float] {
+        let vectors = try context.embed(pairs.flatMap { [$0.target, $0.draft] })
+        return pairs.indices.map { cosine(vectors[2 * $0], vectors[2 * $0 + 1]) }
+    }
+
+    public func verify(_ pairs: [StepPair]) throws -> [Bool] {
+        guard !pairs.isEmpty else { return [] }
+        lastSimilarities = try similarities(pairs)
+        return lastSimilarities.map { $0 >= threshold }
+    }
+}
+
+/// An LLM judge: our own prompt asks whether two reasoning steps mean the same, numbers included;
+/// one prefill per pair (all pairs in one batch), then the logits of the "yes" and "no" answer
+/// tokens decide. The judge may be its own GGUF or reuse the draft or target weights (a separate
+/// context over the same `Model`).
+public final class JudgeVerifier: StepVerifier {
+    public let name = "judge"
+    private let context: Context
+    private let yes: Token
+    private let no: Token
+    private let maxPairs: Int
+
+    public init(model: Model, threads: Int, maxPairs: Int = 8) throws {
+        self.maxPairs = maxPairs
+        context = try Context(model: model, params: ContextParams(
+            contextLength: min(model.trainedContext, 4096), batchSize: 4096, sequences: maxPairs, threads: threads))
+        let vocab = model.vocab
+        guard let y = try vocab.tokenize("yes").first, let n = try vocab.tokenize("no").first else {
+            throw LlamaError.tokenizeFailed("judge answer tokens")
+        }
+        yes = y
+        no = n
+    }
+
+    func prompt(_ pair: StepPair) throws -> String {
+        let question = """
+        Two reasoning steps were written for the same problem at the same point of a solution.
+        Do they make the same point, with the same numbers and the same results? \
+        Different numbers or a different result mean they are not the same. Wording does not matter.
+
+        Step A:
+        \(pair.target.trimmingWhitespace)
+
+        Step B:
+        \(pair.draft.trimmingWhitespace)
+
+        Answer with one word: yes or no.
+        """
+        if context.model.chatTemplate != nil {
+            return try context.model.applyChatTemplate([ChatMessage(role: "user", content: question)])
+        }
+        return question + "\nAnswer:"
+    }
+
+    public func verify(_ pairs: [StepPair]) throws -> [Bool] {
+        var verdicts: [Bool] = []
+        var start = 0
+        while start < pairs.count {
+            let chunk = pairs[start..<min(pairs.count, start + maxPairs)]
+            context.clear()
+            let batch = Batch(capacity: context.params.batchSize)
+            var answerRow: [Int] = []
+            for (k, pair) in chunk.enumerated() {
+                let tokens = try context.model.vocab.tokenize(try prompt(pair), addSpecial: true, parseSpecial: true)
+                guard batch.count + tokens.count <= batch.capacity else {
+                    throw LlamaError.batchFull(capacity: batch.capacity)
+                }
+                for (p, t) in tokens.enumerated() {
+                    try batch.add(t, position: Int32(p), sequence: Int32(k), logits: p == tokens.count - 1)
+                }
+                answerRow.append(batch.count - 1)
+            }
+            try context.decode(batch)
+            for row in answerRow {
+                let row = try context.logits(at: row)
+                verdicts.append(row[Int(yes)] > row[Int(no)])
+            }
+            start += chunk.count
+        }
+        return verdicts
+    }
+}
+
+extension String {
+    public var trimmingWhitespace: String {
+        let scalars = unicodeScalars
+        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
+              let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
+        return String(scalars[first...last])
+    }
+}
+
+/// Counts for one verifier stage.
+public struct VerifierCounts: Sendable, Equatable {
+    public var calls = 0
+    public var accepts = 0
+    public var seconds = 0.0
+}
+
+/// The verifier chain every comparison goes through: exact match first; then the numeric guard
+/// vetoes pairs whose numbers differ; then the semantic verifier (embedding or judge), if any,
+/// decides the rest in one batch. Without a semantic verifier it is the exact verifier alone.
+public final class VerifierChain {
+    public let semantic: StepVerifier?
+    public let numericGuard: Bool
+    public private(set) var exact = VerifierCounts()
+    public private(set) var semanticCounts = VerifierCounts()
+    public private(set) var guardVetoes = 0
+
+    public init(semantic: StepVerifier?, numericGuard: Bool = true) {
+        self.semantic = semantic
+        self.numericGuard = numericGuard
+    }
+
+    public var name: String { semantic.map { "exact+\(numericGuard ? "guard+" : "")\($0.name)" } ?? "exact" }
+
+    public func verify(_ pairs: [StepPair]) throws -> [Bool] {
+        let t0 = monotonicSeconds()
+        var verdicts = pairs.map { ExactVerifier.same($0.target, $0.draft) }
+        exact.calls += pairs.count
+        exact.accepts += verdicts.filter { $0 }.count
+        exact.seconds += monotonicSeconds() - t0
+        guard let semantic else { return verdicts }
+        var undecided: [Int] = []
+        for i in pairs.indices where !verdicts[i] {
+            if numericGuard, !NumericGuard.agree(pairs[i].target, pairs[i].draft) {
+                guardVetoes += 1
+            } else {
+                undecided.append(i)
+            }
+        }
+        guard !undecided.isEmpty else { return verdicts }
+        let t1 = monotonicSeconds()
+        let semanticVerdicts = try semantic.verify(undecided.map { pairs[$0] })
+        semanticCounts.seconds += monotonicSeconds() - t1
+        semanticCounts.calls += undecided.count
+        for (i, v) in zip(undecided, semanticVerdicts) where v {
+            verdicts[i] = true
+            semanticCounts.accepts += 1
+        }
+        return verdicts
+    }
+
+    public var seconds: Double { exact.seconds + semanticCounts.seconds }
+}
+
+public func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}

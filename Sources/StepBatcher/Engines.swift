@@ -1,0 +1,106 @@
+import Llama
+import Lookahead
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the models live and how big the contexts are. Defaults come from the cache that
+/// `make models` fills; `LOOKAHEAD_MODELS` points elsewhere.
+public struct EngineConfig: Sendable, Equatable {
+    public var targetPath: String
+    public var draftPath: String
+    public var embedPath: String
+    /// "exact", "embedding" or "judge".
+    public var verifier: String = "embedding"
+    /// Judge weights: "draft", "target" or a GGUF path.
+    public var judgeModel: String = "draft"
+    public var embeddingThreshold: Float = 0.95
+    public var numericGuard = true
+    public var threads: Int = 2
+    public var gpuLayers: Int32 = 0
+    public var contextLength: Int = 4096
+    public var batchSize: Int = 512
+    /// Sequence ids per context: sessions × (1 + γ·W) must fit.
+    public var sequences: Int = 32
+
+    public static var defaultModelDirectory: String {
+        if let dir = getenv("LOOKAHEAD_MODELS") { return String(cString: dir) }
+        let cache = getenv("XDG_CACHE_HOME").map { String(cString: $0) }
+            ?? (getenv("HOME").map { String(cString: $0) + "/.cache" } ?? "/var/cache")
+        return cache + "/lookaheadd/models"
+    }
+
+    public init(modelDirectory: String = EngineConfig.defaultModelDirectory) {
+        targetPath = modelDirectory + "/target.gguf"
+        draftPath = modelDirectory + "/draft.gguf"
+        embedPath = modelDirectory + "/embed.gguf"
+    }
+}
+
+/// The loaded models and their contexts. Created and used on one thread.
+public final class Engines {
+    public let config: EngineConfig
+    public let targetModel: Model
+    public let draftModel: Model?
+    public let target: LlamaEngine
+    public let draft: LlamaEngine?
+    public let verifier: VerifierChain
+
+    public init(config: EngineConfig, loadDraft: Bool = true) throws {
+        self.config = config
+        targetModel = try Model(path: config.targetPath, gpuLayers: config.gpuLayers)
+        let params = ContextParams(contextLength: config.contextLength, batchSize: config.batchSize,
+                                   sequences: config.sequences, threads: config.threads)
+        target = LlamaEngine(context: try Context(model: targetModel, params: params))
+        if loadDraft {
+            let model = try Model(path: config.draftPath, gpuLayers: config.gpuLayers)
+            draftModel = model
+            draft = LlamaEngine(context: try Context(model: model, params: params))
+        } else {
+            draftModel = nil
+            draft = nil
+        }
+        verifier = try Engines.makeVerifier(config, target: targetModel, draft: draftModel)
+    }
+
+    static func makeVerifier(_ config: EngineConfig, target: Model, draft: Model?) throws -> VerifierChain {
+        switch config.verifier {
+        case "exact":
+            return VerifierChain(semantic: nil)
+        case "embedding":
+            let model = try Model(path: config.embedPath)
+            return VerifierChain(semantic: try EmbeddingVerifier(model: model, threshold: config.embeddingThreshold,
+                                                                 threads: config.threads),
+                                 numericGuard: config.numericGuard)
+        case "judge":
+            let model: Model
+            switch config.judgeModel {
+            case "target": model = target
+            case "draft":
+                guard let draft else { throw EngineError.badConfig(key: "judge_model", reason: "'draft' needs the draft model loaded") }
+                model = draft
+            default: model = try Model(path: config.judgeModel, gpuLayers: config.gpuLayers)
+            }
+            return VerifierChain(semantic: try JudgeVerifier(model: model, threads: config.threads),
+                                 numericGuard: config.numericGuard)
+        default:
+            throw EngineError.badConfig(key: "verifier", reason: "'\(config.verifier)' is not exact, embedding or judge")
+        }
+    }
+
+    /// Tokens of a user prompt, formatted with the target's chat template when it has one.
+    public func promptTokens(_ text: String) throws -> [Token] {
+        if targetModel.chatTemplate != nil {
+            let formatted = try targetModel.applyChatTemplate([ChatMessage(role: "user", content: text)])
+            return try targetModel.vocab.tokenize(formatted, addSpecial: true, parseSpecial: true)
+        }
+        return try targetModel.vocab.tokenize(text, addSpecial: true, parseSpecial: false)
+    }
+}
+
+public enum EngineError: Error, CustomStringConvertible, Equatable {
+    case badConfig(key: String, reason: String)
+    public var description: String {
+        switch self { case .badConfig(let k, let r): return "config key '\(k)': \(r)" }
+    }
+}

@@ -1,0 +1,44 @@
+# Shared settings for the dependency scripts: one place names every pinned version,
+# checksum and cache path, so the Makefile, CI and the scripts cannot drift apart.
+set -euo pipefail
+
+CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/lookaheadd"
+LLAMA_PY_VERSION=0.3.36
+LLAMA_PY_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
+LLAMA_CPP_COMMIT=0c1e57098
+SDIST_DIR="$CACHE_ROOT/sdist"
+SDIST="$SDIST_DIR/llama_cpp_python-$LLAMA_PY_VERSION.tar.gz"
+MODELS_DIR="$CACHE_ROOT/models"
+
+# llama_prefix [cpu|cuda] → the install prefix for that flavour of the pinned llama.cpp.
+llama_prefix() { echo "$CACHE_ROOT/llama.cpp-$LLAMA_CPP_COMMIT-${1:-cpu}"; }
+
+say()  { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+die()  { printf 'error: %s\n' "$*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed (Debian: apt-get install $2)"; }
+
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# fetch_sdist: the llama-cpp-python source tarball, verified, downloaded once.
+fetch_sdist() {
+  if [ -f "$SDIST" ] && [ "$(sha256_of "$SDIST")" = "$LLAMA_PY_SHA256" ]; then return; fi
+  need pip python3-pip
+  mkdir -p "$SDIST_DIR"
+  say "downloading llama-cpp-python==$LLAMA_PY_VERSION sdist (76.6 MB) from PyPI"
+  pip download --no-deps --no-binary llama-cpp-python --progress-bar on -d "$SDIST_DIR" \
+    "llama-cpp-python==$LLAMA_PY_VERSION" >&2
+  [ -f "$SDIST" ] || die "pip did not produce $SDIST"
+  local got; got=$(sha256_of "$SDIST")
+  [ "$got" = "$LLAMA_PY_SHA256" ] || { rm -f "$SDIST"; die "$SDIST: sha256 $got, expected $LLAMA_PY_SHA256"; }
+}
+
+# unpack_sdist DIR: the sdist's tree (vendor/llama.cpp, convert_hf_to_gguf.py) under DIR.
+unpack_sdist() {
+  local dir="$1"
+  if [ -f "$dir/.unpacked" ]; then return; fi
+  fetch_sdist
+  rm -rf "$dir"; mkdir -p "$dir"
+  say "unpacking $SDIST"
+  tar -xzf "$SDIST" -C "$dir" --strip-components=1
+  touch "$dir/.unpacked"
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Builds the pinned llama.cpp (vendored in the llama-cpp-python sdist) into a versioned cache prefix:
+# the shared libraries lookaheadd links against, and the peer tools the benchmark compares with.
+# Usage: scripts/deps.sh [cpu|cuda]   — a rerun with the prefix present takes no time.
+. "$(dirname "$0")/common.sh"
+
+FLAVOUR="${1:-cpu}"
+PREFIX=$(llama_prefix "$FLAVOUR")
+STAMP="$PREFIX/.complete"
+if [ -f "$STAMP" ]; then say "llama.cpp ($FLAVOUR) cached at $PREFIX"; exit 0; fi
+
+need cmake cmake; need ninja ninja-build; need cc gcc; need c++ g++; need pip python3-pip
+
+SRC="$CACHE_ROOT/src-$LLAMA_PY_VERSION"
+unpack_sdist "$SRC"
+LLAMA_SRC="$SRC/vendor/llama.cpp"
+[ -f "$LLAMA_SRC/include/llama.h" ] || die "$LLAMA_SRC/include/llama.h missing: the sdist layout changed"
+
+EXTRA=()
+if [ "$FLAVOUR" = cuda ]; then
+  need nvcc nvidia-cuda-toolkit
+  EXTRA+=(-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90)
+elif [ "$FLAVOUR" != cpu ]; then
+  die "unknown flavour '$FLAVOUR' (cpu or cuda)"
+fi
+
+BUILD="$CACHE_ROOT/build-$LLAMA_CPP_COMMIT-$FLAVOUR"
+# BUILD_WITH_INSTALL_RPATH: the libraries and tools find each other through $ORIGIN wherever they are copied.
+say "configuring llama.cpp $LLAMA_CPP_COMMIT ($FLAVOUR) in $BUILD"
+cmake -S "$LLAMA_SRC" -B "$BUILD" -G Ninja \
+  -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_NATIVE=OFF \
+  -DCMAKE_INSTALL_PREFIX="$PREFIX" -DCMAKE_INSTALL_LIBDIR=lib \
+  -DCMAKE_INSTALL_RPATH='$ORIGIN:$ORIGIN/../lib' -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON \
+  -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_TOOLS=ON \
+  -DLLAMA_BUILD_SERVER=ON "${EXTRA[@]}" >&2
+
+TOOLS=(llama-simple llama-cli llama-speculative-simple llama-server llama-batched-bench)
+say "building libllama + ${TOOLS[*]} (≈10 min on 2 cores; ninja shows [done/total])"
+# Ninja's progress lines are the progress report; only the named targets are built, not every example.
+cmake --build "$BUILD" --target llama "${TOOLS[@]}" -j "$(nproc)" >&2
+
+say "installing into $PREFIX"
+rm -rf "$PREFIX"; mkdir -p "$PREFIX/lib/pkgconfig" "$PREFIX/include" "$PREFIX/bin"
+cp -a "$BUILD"/bin/*.so* "$PREFIX/lib/" 2>/dev/null || true
+find "$BUILD" -name '*.so*' \( -name 'libllama*' -o -name 'libggml*' -o -name 'libmtmd*' \) -exec cp -a {} "$PREFIX/lib/" \;
+cp "$LLAMA_SRC"/include/llama.h "$LLAMA_SRC"/include/llama-cpp.h "$PREFIX/include/"
+cp "$LLAMA_SRC"/ggml/include/*.h "$PREFIX/include/"
+for t in "${TOOLS[@]}"; do cp "$BUILD/bin/$t" "$PREFIX/bin/"; done
+cat > "$PREFIX/lib/pkgconfig/llama.pc" <<PC
+prefix=$PREFIX
+libdir=\${prefix}/lib
+includedir=\${prefix}/include
+
+Name: llama
+Description: llama.cpp $LLAMA_CPP_COMMIT ($FLAVOUR) from llama-cpp-python $LLAMA_PY_VERSION
+Version: $LLAMA_PY_VERSION
+Libs: -L\${libdir} -Wl,-rpath,\${libdir} -lllama -lggml -lggml-base
+Cflags: -I\${includedir}
+PC
+[ -f "$PREFIX/lib/libllama.so" ] || die "build finished but $PREFIX/lib/libllama.so is missing"
+touch "$STAMP"
+say "llama.cpp ($FLAVOUR) ready: $PREFIX"
