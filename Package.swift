@@ -11,12 +11,17 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .systemLibrary(name: "CLlama", pkgConfig: "llama"),
+        .systemLibrary(name: "CJSONC", pkgConfig: "json-c"),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd"),
+        .target(name: "SystemdSupport", dependencies: ["CSystemd"]),
         .target(name: "Llama", dependencies: ["CLlama"]),
         .target(name: "Lookahead", dependencies: ["Llama"]),
         .target(name: "StepBatcher", dependencies: ["Lookahead", "Llama"]),
+        .target(name: "LookaheadProtocol", dependencies: ["CJSONC", .product(name: "NIOCore", package: "swift-nio")]),
         .executableTarget(
             name: "lookaheadctl",
             dependencies: [
@@ -25,7 +30,16 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LlamaTests", dependencies: ["Llama"]),
+        .testTarget(name: "SystemdSupportTests", dependencies: ["SystemdSupport"]),
         .testTarget(name: "LookaheadTests", dependencies: ["Lookahead", "StepBatcher", "Llama"]),
+        .testTarget(
+            name: "LookaheadProtocolTests",
+            dependencies: [
+                "LookaheadProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

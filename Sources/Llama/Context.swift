@@ -10,8 +10,14 @@ public struct ContextParams: Sendable {
     public var threads: Int = 2
     /// Pooled sentence embeddings instead of logits (embedding models).
     public var embeddings: Bool = false
+    /// Flash attention. On by default: its CPU kernel skips masked cells, so a sequence's attention
+    /// does not depend on the other sequences sharing the unified cache (batch invariance); without
+    /// it the masked softmax sums over every cell and near-ties flipped greedy tokens.
+    public var flashAttention: Bool = true
 
-    public init(contextLength: Int = 4096, batchSize: Int = 512, sequences: Int = 1, threads: Int = 2, embeddings: Bool = false) {
+    public init(contextLength: Int = 4096, batchSize: Int = 512, sequences: Int = 1, threads: Int = 2,
+                embeddings: Bool = false, flashAttention: Bool = true) {
+        self.flashAttention = flashAttention
         self.contextLength = contextLength
         self.batchSize = batchSize
         self.sequences = sequences
@@ -51,6 +57,7 @@ public final class Context {
         p.kv_unified = true
         p.embeddings = params.embeddings
         if params.embeddings { p.pooling_type = LLAMA_POOLING_TYPE_MEAN }
+        p.flash_attn_type = params.flashAttention ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED
         p.no_perf = true
         guard let ctx = llama_init_from_model(model.pointer, p) else {
             throw LlamaError.contextCreationFailed("llama_init_from_model refused n_ctx=\(params.contextLength) n_seq_max=\(params.sequences) for \(model.path)")

@@ -12,11 +12,16 @@ public final class Model: @unchecked Sendable {
 
     /// Loads `path`, offloading `gpuLayers` layers where a GPU backend exists (ignored on CPU builds).
     /// Checks existence and the GGUF magic first, so the common mistakes get a precise error.
-    public init(path: String, gpuLayers: Int32 = 0) throws {
+    /// `repack`: let the CPU backend repack weights into its interleaved layouts. Off by default:
+    /// repacked weights send a batch's rows through other kernels than a single row, so a sequence
+    /// decoded beside others stopped giving the same greedy tokens as alone (measured here; with
+    /// repack off and flash attention on it does). Speed was the same or better without it.
+    public init(path: String, gpuLayers: Int32 = 0, repack: Bool = false) throws {
         LlamaBackend.initialise()
         try Model.checkFile(path)
         var params = llama_model_default_params()
         params.n_gpu_layers = gpuLayers
+        params.use_extra_bufts = repack
         guard let model = llama_model_load_from_file(path, params) else {
             throw LlamaError.modelLoadFailed(path: path)
         }

@@ -1,0 +1,198 @@
+import Testing
+import Llama
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("Llama on real models", .serialized)
+struct LlamaTests {
+    let prompt = "Question: Tom has 3 apples and buys 5 more. How many apples does he have?\nAnswer:"
+
+    @Test func greedyGenerationIsDeterministic() throws {
+        let tokens = try Models.draft.vocab.tokenize(prompt, addSpecial: true)
+        let a = try greedyAlone(Models.draft, tokens, count: 24)
+        let b = try greedyAlone(Models.draft, tokens, count: 24)
+        #expect(a == b)
+        #expect(Models.draft.vocab.detokenize(a).contains("8"))
+    }
+
+    /// Later work relies on this: a sequence decoded next to others in one batch continues exactly
+    /// as it does alone (greedy), so packing sessions together never changes an answer. It holds with
+    /// the defaults (no weight repacking, flash attention); see `Model.init` and `ContextParams`.
+    @Test func batchInvariance() throws {
+        let model = Models.draft
+        let prompts = [
+            "The capital of France is",
+            "def fibonacci(n):",
+            "Question: 12 * 7 = ? Answer:",
+            "Once upon a time, in a small village by the sea,",
+        ].map { try! model.vocab.tokenize($0, addSpecial: true) }
+        let count = 32
+        let alone = try prompts.map { try greedyAlone(model, $0, count: count) }
+
+        let ctx = try Context(model: model, params: ContextParams(contextLength: 1024, batchSize: 256, sequences: 4, threads: Models.threads))
+        let batch = Batch(capacity: 256)
+        var rows: [Int] = []
+        for (s, p) in prompts.enumerated() {
+            for (i, t) in p.enumerated() {
+                let r = try batch.add(t, position: Int32(i), sequence: Int32(s), logits: i == p.count - 1)
+                if i == p.count - 1 { rows.append(r) }
+            }
+        }
+        try ctx.decode(batch)
+        var together = [[Token]](repeating: [], count: 4)
+        for _ in 0..<count {
+            let next = try rows.map { TokenDistribution(logits: try ctx.logits(at: $0), params: .greedy).mostLikely }
+            batch.clear()
+            rows = []
+            for s in 0..<4 {
+                together[s].append(next[s])
+                rows.append(try batch.add(next[s], position: Int32(prompts[s].count + together[s].count - 1), sequence: Int32(s), logits: true))
+            }
+            try ctx.decode(batch)
+        }
+        for s in 0..<4 { #expect(together[s] == alone[s], "sequence \(s) diverged in the batch") }
+    }
+
+    @Test func branchingLeavesTheOriginalUntouched() throws {
+        let model = Models.draft
+        let p = try model.vocab.tokenize(prompt, addSpecial: true)
+        let reference = try greedyAlone(model, p, count: 16)
+
+        let ctx = try Context(model: model, params: ContextParams(contextLength: 512, batchSize: 256, sequences: 2, threads: Models.threads))
+        let batch = Batch(capacity: 256)
+        for (i, t) in p.enumerated() { try batch.add(t, position: Int32(i), sequence: 0, logits: i == p.count - 1) }
+        try ctx.decode(batch)
+        var first = TokenDistribution(logits: try ctx.logits(at: p.count - 1), params: .greedy).mostLikely
+
+        // Fork the prompt into sequence 1, decode a different continuation there, then drop it.
+        ctx.copySequence(0, to: 1)
+        #expect(ctx.positions(of: 1) == 0...Int32(p.count - 1))
+        batch.clear()
+        for (k, t) in try model.vocab.tokenize(" Let me think about bananas").enumerated() {
+            try batch.add(t, position: Int32(p.count + k), sequence: 1, logits: false)
+        }
+        try ctx.decode(batch)
+        #expect(ctx.positions(of: 1)!.upperBound > ctx.positions(of: 0)!.upperBound)
+        #expect(ctx.removeRange(1))
+        #expect(ctx.positions(of: 1) == nil)
+
+        var continued: [Token] = [first]
+        var position = Int32(p.count)
+        for _ in 1..<16 {
+            batch.clear()
+            try batch.add(first, position: position, sequence: 0, logits: true)
+            position += 1
+            try ctx.decode(batch)
+            first = TokenDistribution(logits: try ctx.logits(at: 0), params: .greedy).mostLikely
+            continued.append(first)
+        }
+        #expect(continued == reference)
+    }
+
+    @Test func sharedPrefixTokenServesTwoSequences() throws {
+        let model = Models.draft
+        let p = try model.vocab.tokenize(prompt, addSpecial: true)
+        let reference = try greedyAlone(model, p, count: 8)
+
+        let ctx = try Context(model: model, params: ContextParams(contextLength: 512, batchSize: 256, sequences: 2, threads: Models.threads))
+        let batch = Batch(capacity: 256, maxSequencesPerToken: 2)
+        for (i, t) in p.enumerated() {
+            try batch.add(t, position: Int32(i), sequences: [0, 1], logits: i == p.count - 1)
+        }
+        try ctx.decode(batch)
+        // One cell per prompt token, held by both sequences.
+        #expect(ctx.positions(of: 0) == 0...Int32(p.count - 1))
+        #expect(ctx.positions(of: 1) == 0...Int32(p.count - 1))
+        var next = [TokenDistribution(logits: try ctx.logits(at: p.count - 1), params: .greedy).mostLikely]
+        next.append(next[0])
+        var outs: [[Token]] = [[next[0]], [next[1]]]
+        for step in 1..<8 {
+            batch.clear()
+            for s in 0..<2 { try batch.add(next[s], position: Int32(p.count + step - 1), sequence: Int32(s), logits: true) }
+            try ctx.decode(batch)
+            for s in 0..<2 {
+                next[s] = TokenDistribution(logits: try ctx.logits(at: s), params: .greedy).mostLikely
+                outs[s].append(next[s])
+            }
+        }
+        #expect(outs[0] == reference)
+        #expect(outs[1] == reference)
+    }
+
+    @Test func tokenizeRoundTripMultilingual() throws {
+        let text = "Grüße aus Zürich — 東京は晴れ。Привет, мир! 🚀 x² + y² = z²"
+        for model in [Models.draft, Models.tiny] {
+            let tokens = try model.vocab.tokenize(text, addSpecial: false)
+            #expect(!tokens.isEmpty)
+            #expect(model.vocab.detokenize(tokens) == text)
+            // Pieces concatenated byte-wise give the same text even where a character spans tokens.
+            let bytes = tokens.flatMap { model.vocab.pieceBytes($0) }
+            #expect(String(decoding: bytes, as: UTF8.self) == text)
+        }
+    }
+
+    @Test func chatTemplateIsTheModelsChatML() throws {
+        let template = try #require(Models.target.chatTemplate)
+        #expect(template.contains("<|im_start|>"))
+        let formatted = try Models.target.applyChatTemplate([
+            ChatMessage(role: "system", content: "You are terse."),
+            ChatMessage(role: "user", content: "2+2?"),
+        ])
+        #expect(formatted == "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n")
+        let tokens = try Models.target.vocab.tokenize(formatted, parseSpecial: true)
+        #expect(Models.target.vocab.detokenize(tokens, special: true) == formatted)
+        // The tiny model is a base model: no template, and a clear error.
+        #expect(Models.tiny.chatTemplate == nil)
+        #expect(throws: LlamaError.self) { try Models.tiny.applyChatTemplate([ChatMessage(role: "user", content: "x")]) }
+    }
+
+    @Test func embeddingsRankMeaning() throws {
+        let ctx = try Context(model: Models.embed, params: ContextParams(contextLength: 512, batchSize: 512, sequences: 4, threads: Models.threads, embeddings: true))
+        let v = try ctx.embed(["The cat sat.", "A cat was sitting.", "Tax rates rose in May."])
+        #expect(v.allSatisfy { $0.count == Models.embed.embeddingSize })
+        let norm = v[0].reduce(0) { $0 + $1 * $1 }
+        #expect(abs(norm - 1) < 1e-3)
+        #expect(cosine(v[0], v[1]) > cosine(v[0], v[2]))
+        #expect(cosine(v[0], v[1]) > 0.6)
+    }
+
+    @Test func modelErrorsAreClear() throws {
+        let dir = "/tmp/lookahead-llama-tests-\(getpid())"
+        mkdir(dir, 0o755)
+        defer { _ = system("rm -rf \(dir)") }
+        #expect(throws: LlamaError.modelNotFound(path: "\(dir)/absent.gguf")) { try Model(path: "\(dir)/absent.gguf") }
+
+        let notGGUF = "\(dir)/notes.gguf"
+        let f = fopen(notGGUF, "w")!
+        fputs("this is not a model\n", f)
+        fclose(f)
+        #expect(throws: LlamaError.notGGUF(path: notGGUF)) { try Model(path: notGGUF) }
+
+        let truncated = "\(dir)/truncated.gguf"
+        #expect(system("head -c 1000000 '\(Models.path("tiny"))' > '\(truncated)'") == 0)
+        #expect(throws: LlamaError.modelLoadFailed(path: truncated)) { try Model(path: truncated) }
+
+        #expect(throws: LlamaError.self) {
+            try Context(model: Models.tiny, params: ContextParams(contextLength: Models.tiny.trainedContext * 2))
+        }
+        let e = LlamaError.notGGUF(path: notGGUF)
+        #expect(e.description.contains(notGGUF))
+    }
+
+    @Test func samplerIsSeededAndRespectsTopK() throws {
+        var logits = [Float](repeating: -10, count: 100)
+        for i in 0..<10 { logits[i] = Float(10 - i) }
+        let params = SamplingParams(temperature: 1, topK: 3, topP: 1, seed: 42)
+        let draws: ([Float]) -> [Token] = { l in
+            var s = Sampler(params)
+            return l.withUnsafeBufferPointer { b in (0..<200).map { _ in s.sample(b) } }
+        }
+        let a = draws(logits), b = draws(logits)
+        #expect(a == b)
+        #expect(Set(a).isSubset(of: [0, 1, 2]))
+        #expect(Set(a).count == 3)
+        let greedy = logits.withUnsafeBufferPointer { TokenDistribution(logits: $0, params: .greedy) }
+        #expect(greedy == .certain(0))
+    }
+}
