@@ -23,6 +23,10 @@ public struct SessionConfig: Sendable, Equatable {
     public var rules = StepRules()
     public var sampling: SamplingParams = .greedy
     public var maxTokens: Int = 512
+    /// Draft passes per tick. The asynchronous pipeline only pays when the draft stays ahead of
+    /// the target; one draft token per target token never gets ahead (c < 1 means the draft can
+    /// afford more). ⌈1/c⌉ keeps pace with the target.
+    public var draftTokensPerTick: Int = 2
     /// Tokens a token-level proposer may put in one target pass for one branch (k).
     public var proposalTokens: Int = 4
     /// n-gram prompt lookup: longest and shortest suffix matched (the paper: 1 on GSM8K).
@@ -44,6 +48,7 @@ public struct SessionConfig: Sendable, Equatable {
         guard maxTokens > 0 else { throw bad("max_tokens", "must be positive, got \(maxTokens)") }
         guard rules.maxTokens > 0 else { throw bad("step_tokens", "must be positive") }
         guard !rules.delimiter.isEmpty else { throw bad("step_delimiter", "must not be empty") }
+        guard (1...16).contains(draftTokensPerTick) else { throw bad("draft_tokens_per_tick", "must be 1...16") }
         guard (0...32).contains(proposalTokens) else { throw bad("proposal_tokens", "must be 0...32") }
         guard sampling.temperature >= 0, sampling.topP > 0, sampling.topP <= 1 else {
             throw bad("temperature/top_p", "temperature ≥ 0 and 0 < top_p ≤ 1 required")

@@ -115,9 +115,9 @@ public final class LookaheadSession {
         draft != nil && !isFinished && !answerPhase && !chainClosed && chain.count < config.gamma
     }
 
-    /// Adds this session's next draft token(s) to the draft pass.
-    public func planDraft(into pass: inout PassBuilder) {
-        guard drafts else { return }
+    /// Adds this session's next draft token(s) to draft pass number `round` of this tick.
+    public func planDraft(into pass: inout PassBuilder, round: Int = 0) {
+        guard drafts, round < config.draftTokensPerTick else { return }
         for w in draftTracks.indices where !drafting[w].isDone {
             draftTracks[w].feed(into: &pass, output: config.sampling)
         }

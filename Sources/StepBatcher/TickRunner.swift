@@ -3,6 +3,7 @@ import Lookahead
 
 /// What one tick carried: the batcher's pass report.
 public struct PassReport: Sendable, Equatable {
+    public var draftPasses = 0
     public var draftSessions = 0
     public var draftTokens = 0
     public var targetSessions = 0
@@ -46,22 +47,25 @@ public final class TickRunner {
         var report = PassReport()
         let live = sessions.filter { !$0.isFinished }
 
-        if let draft {
+        // Draft passes until no session wants another this tick (each asks for its own rate).
+        var round = 0
+        while let draft {
             var pass = PassBuilder()
             var carried: [LookaheadSession] = []
             for s in live {
                 let before = pass.count
-                s.planDraft(into: &pass)
+                s.planDraft(into: &pass, round: round)
                 if pass.count > before { carried.append(s) }
             }
-            if !pass.isEmpty {
-                let t0 = monotonicSeconds()
-                let out = try draft.decode(pass.entries)
-                let share = (monotonicSeconds() - t0) / Double(carried.count)
-                for s in carried { s.absorbDraft(out); s.recordDraftTime(share) }
-                report.draftSessions = carried.count
-                report.draftTokens = pass.count
-            }
+            if pass.isEmpty { break }
+            let t0 = monotonicSeconds()
+            let out = try draft.decode(pass.entries)
+            let share = (monotonicSeconds() - t0) / Double(carried.count)
+            for s in carried { s.absorbDraft(out); s.recordDraftTime(share) }
+            report.draftSessions = max(report.draftSessions, carried.count)
+            report.draftTokens += pass.count
+            report.draftPasses += 1
+            round += 1
         }
 
         var pass = PassBuilder()

@@ -1,0 +1,104 @@
+import Llama
+import Lookahead
+
+/// Words as tokens: the scripted models speak a tiny vocabulary so tests read as text.
+final class WordText: TokenText {
+    static let delimiter: Token = 1, eos: Token = 2, thinkEnd: Token = 3
+    private var words: [String] = ["<unused>", "\n\n", "<eos>", "</think>"]
+    private var ids: [String: Token] = [:]
+
+    init() { for (i, w) in words.enumerated() { ids[w] = Token(i) } }
+
+    func id(_ word: String) -> Token {
+        if let t = ids[word] { return t }
+        words.append(word)
+        ids[word] = Token(words.count - 1)
+        return Token(words.count - 1)
+    }
+    /// "a b c |" → tokens; "|" is the step delimiter, "<eos>" and "</think>" the special ends.
+    func tokens(_ text: String) -> [Token] {
+        text.split(separator: " ").map { $0 == "|" ? WordText.delimiter : id(String($0)) }
+    }
+    func pieceBytes(_ token: Token) -> [UInt8] {
+        token == WordText.eos ? [] : Array((token == WordText.delimiter ? "\n\n" : " " + words[Int(token)]).utf8)
+    }
+    func isEndOfGeneration(_ token: Token) -> Bool { token == WordText.eos }
+    func detokenize(_ tokens: [Token]) -> String { String(decoding: tokens.flatMap(pieceBytes), as: UTF8.self) }
+}
+
+/// A model that writes a fixed script, step by step: after k complete steps of any content it
+/// writes step k of its script, token by token. Every pass is checked against the KV cache it
+/// keeps per sequence (a token must sit right after its sequence's last cell), and predictions are
+/// made from the cache's contents, so bookkeeping mistakes in the session change the output.
+final class ScriptedEngine: ModelEngine {
+    let words: WordText
+    var text: TokenText { words }
+    let promptLength: Int
+    /// The script for sequence `seq` (draft candidates can differ per sequence).
+    var script: (SeqID) -> [[Token]]
+    /// Sampling: a distribution override for (sequence, step index, offset), else certain.
+    var distribution: ((SeqID, Int, Int) -> TokenDistribution?)?
+    private(set) var kv: [SeqID: [Token]] = [:]
+    private(set) var passes: [[PassEntry]] = []
+    let contextLength: Int
+
+    init(words: WordText, promptLength: Int, contextLength: Int = 4096, script: @escaping (SeqID) -> [[Token]]) {
+        self.words = words
+        self.promptLength = promptLength
+        self.contextLength = contextLength
+        self.script = script
+    }
+
+    func decode(_ entries: [PassEntry]) throws -> [TokenDistribution?] {
+        passes.append(entries)
+        var out: [TokenDistribution?] = []
+        for e in entries {
+            for s in e.sequences {
+                var cells = kv[s] ?? []
+                precondition(cells.count == Int(e.position), "seq \(s): token at \(e.position) but cache holds \(cells.count)")
+                cells.append(e.token)
+                kv[s] = cells
+            }
+            out.append(e.output.map { _ in predict(after: kv[e.sequences[0]]!, seq: e.sequences[0]) })
+        }
+        return out
+    }
+
+    private func predict(after context: [Token], seq: SeqID) -> TokenDistribution {
+        let generated = context.dropFirst(promptLength)
+        var step = 0, offset = 0
+        for t in generated {
+            if t == WordText.delimiter || t == WordText.thinkEnd { step += 1; offset = 0 } else { offset += 1 }
+        }
+        if let d = distribution?(seq, step, offset) { return d }
+        let s = script(seq)
+        guard step < s.count else { return .certain(WordText.eos) }
+        guard offset < s[step].count else { return .certain(s[step].last!) }
+        return .certain(s[step][offset])
+    }
+
+    func copy(_ source: SeqID, to destination: SeqID, positions: Range<Int32>) {
+        let src = kv[source] ?? []
+        var dst = kv[destination] ?? []
+        precondition(dst.count == Int(positions.lowerBound), "copy into seq \(destination) leaves a gap")
+        dst.append(contentsOf: src[Int(positions.lowerBound)..<Int(positions.upperBound)])
+        kv[destination] = dst
+    }
+
+    func remove(_ sequence: SeqID, from position: Int32) {
+        guard var cells = kv[sequence] else { return }
+        if cells.count > Int(position) { cells.removeLast(cells.count - Int(position)) }
+        kv[sequence] = cells.isEmpty ? nil : cells
+    }
+
+    var liveSequences: [SeqID] { kv.keys.sorted() }
+}
+
+/// A semantic verifier with a fixed answer that counts what it was asked.
+final class FixedVerifier: StepVerifier {
+    let name = "fixed"
+    let answer: (StepPair) -> Bool
+    private(set) var asked: [StepPair] = []
+    init(_ answer: @escaping (StepPair) -> Bool) { self.answer = answer }
+    func verify(_ pairs: [StepPair]) -> [Bool] { asked += pairs; return pairs.map(answer) }
+}

@@ -1,0 +1,195 @@
+import Testing
+import Llama
+import Lookahead
+import StepBatcher
+
+/// Drives one session with scripted target and draft models through the real tick runner.
+struct Scenario {
+    let words = WordText()
+    var targetSteps: [String]
+    var draftSteps: [String]
+    var config = SessionConfig(mode: .lookahead)
+    var semantic: StepVerifier? = nil
+    /// Draft script for the second candidate track (W = 2).
+    var secondDraftSteps: [String]? = nil
+
+    struct Outcome {
+        var text: String
+        var tokens: [Token]
+        var events: [SessionEvent]
+        var stats: SessionStats
+        var reason: FinishReason?
+        var target: ScriptedEngine
+        var draft: ScriptedEngine
+        var session: LookaheadSession
+    }
+
+    func run(ticks maxTicks: Int = 500, beforeTick: ((Int, LookaheadSession) -> Void)? = nil) throws -> Outcome {
+        let prompt = words.tokens("question : what is it ? |")
+        let t = targetSteps.map { words.tokens($0) }
+        let d = draftSteps.map { words.tokens($0) }
+        let d2 = secondDraftSteps?.map { words.tokens($0) }
+        let target = ScriptedEngine(words: words, promptLength: prompt.count) { _ in t }
+        let draft = ScriptedEngine(words: words, promptLength: prompt.count) { seq in seq == 1 ? (d2 ?? d) : d }
+        let session = try LookaheadSession(prompt: prompt, config: config, target: target, draft: draft,
+                                           targetSeqs: (0..<Int32(config.targetSequences)).map { $0 },
+                                           draftSeqs: (0..<Int32(config.draftSequences)).map { $0 })
+        let runner = TickRunner(target: target, draft: draft, verifier: VerifierChain(semantic: semantic))
+        runner.add(session)
+        var events: [SessionEvent] = []
+        var n = 0
+        while !session.isFinished, n < maxTicks {
+            beforeTick?(n, session)
+            try runner.tick()
+            events += session.takeEvents()
+            n += 1
+        }
+        events += session.takeEvents()
+        runner.reap()
+        return Outcome(text: words.detokenize(session.generatedTokens), tokens: session.generatedTokens, events: events,
+                       stats: session.stats, reason: session.finishReason, target: target, draft: draft, session: session)
+    }
+
+    /// What the target alone writes.
+    func arText() throws -> String {
+        var s = self
+        s.config.mode = .ar
+        return try s.run().text
+    }
+}
+
+let script = ["we have 3 apples |", "then buy 5 more |", "so 3 + 5 = 8 |", "answer : 8 |", "done <eos>"]
+
+@Suite("Lookahead session with scripted models")
+struct SessionTests {
+    @Test func allDraftStepsAccepted() throws {
+        let o = try Scenario(targetSteps: script, draftSteps: script).run()
+        #expect(o.reason == .stop)
+        #expect(o.text == (try Scenario(targetSteps: script, draftSteps: script).arText()))
+        #expect(o.stats.rejectedDraftSteps == 0)
+        #expect(o.stats.acceptedDraftSteps >= 3)
+        #expect(o.events.contains(.step(text: " then buy 5 more\n\n", answer: false, fromDraft: true)))
+        #expect(o.target.liveSequences.isEmpty && o.draft.liveSequences.isEmpty, "sequences leaked")
+    }
+
+    @Test func rejectAtFirstStepCommitsTargetsStep() throws {
+        var draft = script
+        draft[0] = "we have 4 apples |"
+        let o = try Scenario(targetSteps: script, draftSteps: draft).run()
+        #expect(o.text == (try Scenario(targetSteps: script, draftSteps: draft).arText()))
+        #expect(o.events.first == .step(text: " we have 3 apples\n\n", answer: false, fromDraft: false))
+        #expect(o.stats.rejectedDraftSteps >= 1)
+    }
+
+    @Test func rejectInTheMiddleKeepsTheAcceptedPrefix() throws {
+        var draft = script
+        draft[2] = "so 3 + 5 = 9 |"
+        let o = try Scenario(targetSteps: script, draftSteps: draft).run()
+        #expect(o.text.contains("3 + 5 = 8"))
+        #expect(!o.text.contains("= 9"))
+        #expect(o.text == (try Scenario(targetSteps: script, draftSteps: draft).arText()))
+        let fromDraft = o.events.compactMap { if case .step(_, _, let d) = $0 { return d } else { return nil } }
+        #expect(fromDraft.prefix(3) == [true, true, false])
+    }
+
+    @Test func semanticAcceptanceCommitsTheDraftsWording() throws {
+        var draft = script
+        draft[1] = "then purchase 5 more |"
+        var s = Scenario(targetSteps: script, draftSteps: draft)
+        s.semantic = FixedVerifier { _ in true }
+        let o = try s.run()
+        #expect(o.text.contains("purchase 5 more"))
+        #expect(o.stats.rejectedDraftSteps == 0)
+    }
+
+    @Test func capCutStepsAreRejectedWithoutTheVerifier() throws {
+        let long = ["a b c d e f g h |", "then x |", "done <eos>"]
+        let verifier = FixedVerifier { _ in true }
+        var s = Scenario(targetSteps: long, draftSteps: long)
+        s.config.rules.maxTokens = 4
+        s.semantic = verifier
+        let o = try s.run()
+        var ar = s
+        ar.config.mode = .ar
+        #expect(o.text == (try ar.run().text))
+        // Cut steps and the steps right after a cut are never shown to the verifier.
+        #expect(verifier.asked.allSatisfy { !$0.target.contains("a b") && !$0.draft.contains("e f") })
+        #expect(o.stats.rejectedDraftSteps >= 1)
+    }
+
+    @Test func endOfTextInsideADraftStepIsNotAcceptedAgainstADelimitedStep() throws {
+        var draft = script
+        draft[3] = "answer : 8 <eos>"
+        var s = Scenario(targetSteps: script, draftSteps: draft)
+        s.semantic = FixedVerifier { _ in true }
+        let o = try s.run()
+        #expect(o.text.hasSuffix(" done"))
+        #expect(o.reason == .stop)
+    }
+
+    @Test func answerAfterThinkEndIsTheTargetsOwn() throws {
+        let target = ["think a |", "think b </think>", "the answer is 8 |", "really 8 <eos>"]
+        let draft = ["think a |", "think b </think>", "the answer is 9 |", "really 9 <eos>"]
+        var s = Scenario(targetSteps: target, draftSteps: draft)
+        s.semantic = FixedVerifier { _ in true }
+        let o = try s.run()
+        #expect(o.text.contains("the answer is 8"))
+        #expect(!o.text.contains("9"))
+        let answers = o.events.compactMap { if case .step(let t, let a, let d) = $0, a { return (t, d) } else { return nil } }
+        #expect(!answers.isEmpty && answers.allSatisfy { !$0.1 })
+    }
+
+    @Test func widthTwoAcceptsTheSecondCandidate() throws {
+        var wrong = script
+        wrong[1] = "then buy 6 more |"
+        var s = Scenario(targetSteps: script, draftSteps: wrong)
+        s.secondDraftSteps = script
+        s.config.width = 2
+        let o = try s.run()
+        #expect(o.text == (try Scenario(targetSteps: script, draftSteps: script).arText()))
+        #expect(o.events.contains(.step(text: " then buy 5 more\n\n", answer: false, fromDraft: true)))
+        #expect(o.target.liveSequences.isEmpty && o.draft.liveSequences.isEmpty)
+    }
+
+    @Test func cancellationMidStepFreesEverySequence() throws {
+        let o = try Scenario(targetSteps: script, draftSteps: script).run { tick, session in
+            if tick == 3 { session.cancel() }
+        }
+        #expect(o.reason == .cancelled)
+        #expect(o.events.last == .finished(.cancelled))
+        #expect(o.target.liveSequences.isEmpty && o.draft.liveSequences.isEmpty)
+    }
+
+    @Test(arguments: Mode.allCases)
+    func everyModeWritesWhatTheTargetWrites(mode: Mode) throws {
+        var draft = script
+        draft[2] = "so 3 + 5 = 9 |"
+        var s = Scenario(targetSteps: script, draftSteps: draft)
+        s.config.mode = mode
+        s.config.proposalTokens = 3
+        let o = try s.run()
+        #expect(o.text == " we have 3 apples\n\n then buy 5 more\n\n so 3 + 5 = 8\n\n answer : 8\n\n done")
+        if mode == .lookaheadSD { #expect((o.stats.acceptedProposals[.draftStep] ?? 0) > 0) }
+        if mode.speculatesTokens { #expect(o.stats.targetPasses < (try s.arText()).count) }
+    }
+
+    @Test func maxTokensTruncatesExactly() throws {
+        var s = Scenario(targetSteps: script, draftSteps: script)
+        s.config.maxTokens = 6
+        let o = try s.run()
+        #expect(o.tokens.count == 6)
+        #expect(o.reason == .length)
+        s.config.mode = .ar
+        #expect(try s.run().tokens == o.tokens)
+    }
+
+    @Test func gammaBoundsTheChain() throws {
+        var s = Scenario(targetSteps: script, draftSteps: script)
+        s.config.gamma = 2
+        let o = try s.run()
+        // Never more than γ branches beside the root, so never more than 1 + γ target sequences.
+        let most = o.target.passes.map { Set($0.flatMap(\.sequences)).count }.max() ?? 0
+        #expect(most <= 3)
+        #expect(o.reason == .stop)
+    }
+}
