@@ -2,7 +2,7 @@
 # is cached under $(CACHE) keyed by version and checksum, so reruns skip it.
 CACHE        ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lookaheadd
 FLAVOUR      := $(if $(CUDA),cuda,cpu)
-LLAMA_PREFIX := $(CACHE)/llama.cpp-0c1e57098-$(FLAVOUR)
+LLAMA_PREFIX := $(CACHE)/llama.cpp-0c1e57098-p1-$(FLAVOUR)
 SWIFT_FLAGS  ?=
 CONFIG       ?= debug
 

@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "lookaheadctl", targets: ["lookaheadctl"]),
+        .executable(name: "lookaheadd", targets: ["lookaheadd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -17,21 +18,43 @@ let package = Package(
         .systemLibrary(name: "CLlama", pkgConfig: "llama"),
         .systemLibrary(name: "CJSONC", pkgConfig: "json-c"),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd"),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3"),
         .target(name: "SystemdSupport", dependencies: ["CSystemd"]),
         .target(name: "Llama", dependencies: ["CLlama"]),
         .target(name: "Lookahead", dependencies: ["Llama"]),
         .target(name: "StepBatcher", dependencies: ["Lookahead", "Llama"]),
+        .target(name: "DaemonConfig", dependencies: ["Lookahead", "StepBatcher"]),
         .target(name: "LookaheadProtocol", dependencies: ["CJSONC", .product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "JobStore", dependencies: ["CSQLite", "LookaheadProtocol"]),
+        .target(
+            name: "LookaheadDaemon",
+            dependencies: [
+                "Llama", "Lookahead", "StepBatcher", "LookaheadProtocol", "DaemonConfig", "SystemdSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "lookaheadd",
+            dependencies: [
+                "LookaheadDaemon", "DaemonConfig", "StepBatcher", "SystemdSupport", "LookaheadProtocol", "Llama",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .executableTarget(
             name: "lookaheadctl",
             dependencies: [
-                "Llama", "Lookahead", "StepBatcher",
+                "Llama", "Lookahead", "StepBatcher", "LookaheadProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "LlamaTests", dependencies: ["Llama"]),
         .testTarget(name: "SystemdSupportTests", dependencies: ["SystemdSupport"]),
         .testTarget(name: "LookaheadTests", dependencies: ["Lookahead", "StepBatcher", "Llama"]),
+        .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "LookaheadProtocol"]),
+        .testTarget(name: "DaemonConfigTests", dependencies: ["DaemonConfig"]),
+        // lookaheadctl: its tests run the built binary against a fake daemon.
+        .testTarget(name: "LookaheadClientTests", dependencies: ["LookaheadProtocol", "Lookahead", "lookaheadctl"]),
         .testTarget(
             name: "LookaheadProtocolTests",
             dependencies: [

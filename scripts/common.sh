@@ -6,12 +6,14 @@ CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/lookaheadd"
 LLAMA_PY_VERSION=0.3.36
 LLAMA_PY_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 LLAMA_CPP_COMMIT=0c1e57098
+# Bumped whenever scripts/deps.sh changes what it builds (patches, flags), so caches never mix builds.
+LLAMA_BUILD_REV=p1
 SDIST_DIR="$CACHE_ROOT/sdist"
 SDIST="$SDIST_DIR/llama_cpp_python-$LLAMA_PY_VERSION.tar.gz"
 MODELS_DIR="$CACHE_ROOT/models"
 
 # llama_prefix [cpu|cuda] → the install prefix for that flavour of the pinned llama.cpp.
-llama_prefix() { echo "$CACHE_ROOT/llama.cpp-$LLAMA_CPP_COMMIT-${1:-cpu}"; }
+llama_prefix() { echo "$CACHE_ROOT/llama.cpp-$LLAMA_CPP_COMMIT-$LLAMA_BUILD_REV-${1:-cpu}"; }
 
 say()  { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 die()  { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -16,6 +16,18 @@ unpack_sdist "$SRC"
 LLAMA_SRC="$SRC/vendor/llama.cpp"
 [ -f "$LLAMA_SRC/include/llama.h" ] || die "$LLAMA_SRC/include/llama.h missing: the sdist layout changed"
 
+# One-line patch: let GGML_CPU_USE_REF=1 select ggml-cpu's reference paths (upstream has the switch,
+# ggml_backend_cpu_set_use_ref, but llama.h gives no way to reach a context's CPU backend). Without it,
+# flash attention takes a split-KV path for single-token batches and a tiled path for ≥64-token
+# batches, so a sequence's logits depend on what else is in its batch; lossless speculation (and
+# answers that do not depend on load) need the same arithmetic for every batch shape.
+CPU_CPP="$LLAMA_SRC/ggml/src/ggml-cpu/ggml-cpu.cpp"
+if ! grep -q GGML_CPU_USE_REF "$CPU_CPP"; then
+  grep -q '    ctx->use_ref             = false;' "$CPU_CPP" || die "$CPU_CPP: patch target line not found (llama.cpp changed?)"
+  sed -i 's|    ctx->use_ref             = false;|    ctx->use_ref             = getenv("GGML_CPU_USE_REF") != NULL \&\& getenv("GGML_CPU_USE_REF")[0] == '"'"'1'"'"';|' "$CPU_CPP"
+  grep -q GGML_CPU_USE_REF "$CPU_CPP" || die "$CPU_CPP: patch did not apply"
+fi
+
 EXTRA=()
 if [ "$FLAVOUR" = cuda ]; then
   need nvcc nvidia-cuda-toolkit
@@ -24,7 +36,7 @@ elif [ "$FLAVOUR" != cpu ]; then
   die "unknown flavour '$FLAVOUR' (cpu or cuda)"
 fi
 
-BUILD="$CACHE_ROOT/build-$LLAMA_CPP_COMMIT-$FLAVOUR"
+BUILD="$CACHE_ROOT/build-$LLAMA_CPP_COMMIT-$LLAMA_BUILD_REV-$FLAVOUR"
 # BUILD_WITH_INSTALL_RPATH: the libraries and tools find each other through $ORIGIN wherever they are copied.
 say "configuring llama.cpp $LLAMA_CPP_COMMIT ($FLAVOUR) in $BUILD"
 cmake -S "$LLAMA_SRC" -B "$BUILD" -G Ninja \
@@ -54,7 +66,7 @@ includedir=\${prefix}/include
 Name: llama
 Description: llama.cpp $LLAMA_CPP_COMMIT ($FLAVOUR) from llama-cpp-python $LLAMA_PY_VERSION
 Version: $LLAMA_PY_VERSION
-Libs: -L\${libdir} -Wl,-rpath,\${libdir} -lllama -lggml -lggml-base
+Libs: -L\${libdir} -lllama -lggml -lggml-base
 Cflags: -I\${includedir}
 PC
 [ -f "$PREFIX/lib/libllama.so" ] || die "build finished but $PREFIX/lib/libllama.so is missing"

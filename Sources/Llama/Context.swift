@@ -14,6 +14,10 @@ public struct ContextParams: Sendable {
     /// does not depend on the other sequences sharing the unified cache (batch invariance); without
     /// it the masked softmax sums over every cell and near-ties flipped greedy tokens.
     public var flashAttention: Bool = true
+    /// KV cache precision. F32 by default: flash attention accumulates in the cache's type, and
+    /// with F16 the order in which a sequence's cells sit in the shared cache (which changes as
+    /// branches come and go) moved results enough to flip greedy tokens.
+    public var kvF32: Bool = true
 
     public init(contextLength: Int = 4096, batchSize: Int = 512, sequences: Int = 1, threads: Int = 2,
                 embeddings: Bool = false, flashAttention: Bool = true) {
@@ -58,6 +62,10 @@ public final class Context {
         p.embeddings = params.embeddings
         if params.embeddings { p.pooling_type = LLAMA_POOLING_TYPE_MEAN }
         p.flash_attn_type = params.flashAttention ? LLAMA_FLASH_ATTN_TYPE_ENABLED : LLAMA_FLASH_ATTN_TYPE_DISABLED
+        if params.kvF32 {
+            p.type_k = GGML_TYPE_F32
+            p.type_v = GGML_TYPE_F32
+        }
         p.no_perf = true
         guard let ctx = llama_init_from_model(model.pointer, p) else {
             throw LlamaError.contextCreationFailed("llama_init_from_model refused n_ctx=\(params.contextLength) n_seq_max=\(params.sequences) for \(model.path)")

@@ -32,6 +32,8 @@ public struct SessionConfig: Sendable, Equatable {
     /// n-gram prompt lookup: longest and shortest suffix matched (the paper: 1 on GSM8K).
     public var ngramMax: Int = 2
     public var ngramMin: Int = 1
+    /// Verifier chain by name (`exact`, `embedding`, `judge`); nil: the engine's configured one.
+    public var verifier: String?
     /// The answer after `</think>` is written by the target alone, never paraphrased.
     public var answerByTargetOnly = true
 

@@ -62,6 +62,8 @@ public final class LlamaEngine: ModelEngine {
     public let context: Context
     public let text: TokenText
     private let batch: Batch
+    /// Called after every decoded chunk: a long prefill still lets the watchdog hear the engine.
+    public var afterChunk: () -> Void = {}
 
     public init(context: Context) {
         self.context = context
@@ -81,6 +83,7 @@ public final class LlamaEngine: ModelEngine {
                 try batch.add(e.token, position: e.position, sequences: e.sequences, logits: e.output != nil)
             }
             try context.decode(batch)
+            afterChunk()
             for i in start..<end {
                 if let params = entries[i].output {
                     out[i] = TokenDistribution(logits: try context.logits(at: i - start), params: params)

@@ -320,9 +320,12 @@ public final class LookaheadSession {
         return pairs
     }
 
-    public func applyVerdicts(_ verdicts: [Bool]) {
+    public func applyVerdicts(_ verdicts: [StepVerdict]) {
         precondition(verdicts.count == checks.count)
-        for (check, verdict) in zip(checks, verdicts) { chain[check.position][check.candidate].verdict = verdict }
+        for (check, verdict) in zip(checks, verdicts) {
+            chain[check.position][check.candidate].verdict = verdict.accepted
+            stats.verdicts[verdict, default: 0] += 1
+        }
         checks.removeAll()
     }
 

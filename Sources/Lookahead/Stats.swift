@@ -15,6 +15,8 @@ public struct SessionStats: Sendable, Equatable {
     public var draftSeconds = 0.0
     public var targetSeconds = 0.0
     public var verifySeconds = 0.0
+    /// Verifier calls for this session's pairs, by the stage that decided them.
+    public var verdicts: [StepVerdict: Int] = [:]
     public var proposed: [Proposer: Int] = [:]
     public var acceptedProposals: [Proposer: Int] = [:]
     public var wallSeconds = 0.0
@@ -37,20 +39,30 @@ public struct SessionStats: Sendable, Equatable {
     public var tokensPerSecond: Double { wallSeconds > 0 ? Double(generatedTokens) / wallSeconds : 0 }
 }
 
-/// The paper's speed-up model (§3.2, Appendix B), used to choose γ and to report the expected gain.
+/// The paper's speed-up model (§3.2–3.3, Appendix B): used to choose γ and to report the gain a
+/// measured α and c predict.
 public enum SpeedupModel {
-    /// Asynchronous Lookahead Reasoning with acceptance α, draft/target cost c and depth γ:
-    /// every target step verifies a run of accepted draft steps, the draft paying c per step.
-    /// Expected committed steps per target step: (1 − α^(γ+1)) / (1 − α); time per target step
-    /// grows with the drafts that must precede it only while γ·c exceeds 1 (the pipeline stalls).
-    public static func asyncSpeedup(alpha: Double, c: Double, gamma: Int) -> Double {
-        let steps = alpha >= 1 ? Double(gamma + 1) : (1 - pow(alpha, Double(gamma + 1))) / (1 - alpha)
-        let cost = max(1, c * Double(gamma))
-        return steps / cost
+    /// Asynchronous Lookahead Reasoning with step acceptance α, draft/target cost ratio c and depth γ.
+    /// Beyond γ* = ⌈1/c⌉ the draft cannot fill the window and the curve is flat (Lemma 2).
+    public static func asyncSpeedup(alpha a: Double, c: Double, gamma k: Int) -> Double {
+        guard k >= 1 else { return 1 }
+        if k >= gammaCap(c: c) || a >= 1 { return 1 / (c + (1 - c) * (1 - a)) }
+        let ak = pow(a, Double(k))
+        return (1 - ak) / ((1 - a) + c * (a - ak * a - Double(k) * (1 - a) * ak))
+    }
+
+    /// Synchronous Lookahead Reasoning: γ steps verified in one parallel target step.
+    public static func syncSpeedup(alpha a: Double, c: Double, gamma k: Int) -> Double {
+        a >= 1 ? Double(k) / (1 - c + c * Double(k)) : (1 - pow(a, Double(k))) / ((1 - a) * (1 - c + c * Double(k)))
+    }
+
+    /// Token-level speculation (Leviathan et al., Thm 3.8) with γ drafted tokens.
+    public static func tokenSpeedup(alpha a: Double, c: Double, gamma k: Int) -> Double {
+        a >= 1 ? Double(k + 1) / (1 + c * Double(k)) : (1 - pow(a, Double(k + 1))) / ((1 - a) * (1 + c * Double(k)))
     }
 
     /// γ beyond which the async pipeline gains nothing: ⌈1/c⌉.
-    public static func gammaCap(c: Double) -> Int { c <= 0 ? 16 : min(16, Int((1 / c).rounded(.up))) }
+    public static func gammaCap(c: Double) -> Int { c <= 1.0 / 16 ? 16 : Int((1 / c).rounded(.up)) }
 }
 
 #if canImport(Glibc)

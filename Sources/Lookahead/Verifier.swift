@@ -179,6 +179,12 @@ public struct VerifierCounts: Sendable, Equatable {
     public var seconds = 0.0
 }
 
+/// How a pair was decided.
+public enum StepVerdict: Sendable, Hashable {
+    case exact, rejected, vetoed, semanticAccept, semanticReject
+    public var accepted: Bool { self == .exact || self == .semanticAccept }
+}
+
 /// The verifier chain every comparison goes through: exact match first; then the numeric guard
 /// vetoes pairs whose numbers differ; then the semantic verifier (embedding or judge), if any,
 /// decides the rest in one batch. Without a semantic verifier it is the exact verifier alone.
@@ -196,17 +202,21 @@ public final class VerifierChain {
 
     public var name: String { semantic.map { "exact+\(numericGuard ? "guard+" : "")\($0.name)" } ?? "exact" }
 
-    public func verify(_ pairs: [StepPair]) throws -> [Bool] {
+    public func verify(_ pairs: [StepPair]) throws -> [Bool] { try judge(pairs).map(\.accepted) }
+
+    /// Verdicts with the stage that decided each, so sessions can count their own.
+    public func judge(_ pairs: [StepPair]) throws -> [StepVerdict] {
         let t0 = monotonicSeconds()
-        var verdicts = pairs.map { ExactVerifier.same($0.target, $0.draft) }
+        var verdicts = pairs.map { ExactVerifier.same($0.target, $0.draft) ? StepVerdict.exact : .rejected }
         exact.calls += pairs.count
-        exact.accepts += verdicts.filter { $0 }.count
+        exact.accepts += verdicts.filter(\.accepted).count
         exact.seconds += monotonicSeconds() - t0
         guard let semantic else { return verdicts }
         var undecided: [Int] = []
-        for i in pairs.indices where !verdicts[i] {
+        for i in pairs.indices where !verdicts[i].accepted {
             if numericGuard, !NumericGuard.agree(pairs[i].target, pairs[i].draft) {
                 guardVetoes += 1
+                verdicts[i] = .vetoed
             } else {
                 undecided.append(i)
             }
@@ -216,9 +226,9 @@ public final class VerifierChain {
         let semanticVerdicts = try semantic.verify(undecided.map { pairs[$0] })
         semanticCounts.seconds += monotonicSeconds() - t1
         semanticCounts.calls += undecided.count
-        for (i, v) in zip(undecided, semanticVerdicts) where v {
-            verdicts[i] = true
-            semanticCounts.accepts += 1
+        for (i, v) in zip(undecided, semanticVerdicts) {
+            verdicts[i] = v ? .semanticAccept : .semanticReject
+            if v { semanticCounts.accepts += 1 }
         }
         return verdicts
     }

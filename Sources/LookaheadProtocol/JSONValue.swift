@@ -18,8 +18,6 @@ extension JSONValue {
         self = Int64(exactly: value).map { .int($0) } ?? .double(Double(value))
     }
 
-    public init(_ value: Double) { self = .double(value) }
-
     /// Through the Float's own shortest digits: `Double(Float(0.6))` would print as 0.6000000238418579.
     public init(_ value: Float) {
         self = .double(value.isFinite ? Double(value.description)! : Double(value))
@@ -84,10 +82,10 @@ extension JSONValue: CustomStringConvertible {
     public var description: String { String(decoding: JSONCodec.encode(self), as: UTF8.self) }
 }
 
-extension JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
-    ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
+/// No nil literal: with one, `nil` meant for a `JSONValue?` silently becomes `.null`.
+extension JSONValue: ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
+    ExpressibleByStringLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
 {
-    public init(nilLiteral: ()) { self = .null }
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(integerLiteral value: Int64) { self = .int(value) }
     public init(floatLiteral value: Double) { self = .double(value) }

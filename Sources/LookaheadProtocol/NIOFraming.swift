@@ -6,7 +6,7 @@ import NIOCore
 /// thrown `ProtocolError`, which reaches the pipeline as `errorCaught`; NIO then drops whatever
 /// else arrives, so the connection's owner answers with an error frame and closes.
 /// A frame cut short by the peer closing is dropped with the connection: nobody is left to answer.
-public struct NIOFrameDecoder: ByteToMessageDecoder {
+public struct NIOFrameDecoder: ByteToMessageDecoder, Sendable {
     public typealias InboundOut = JSONObject
 
     public let maxPayload: Int
@@ -26,7 +26,7 @@ public struct NIOFrameDecoder: ByteToMessageDecoder {
 
 /// Outbound JSON objects → frames, for `MessageToByteHandler`. A reply too large for the peer to
 /// accept fails its write with `too_large` instead of going out.
-public struct NIOFrameEncoder: MessageToByteEncoder {
+public struct NIOFrameEncoder: MessageToByteEncoder, Sendable {
     public typealias OutboundIn = JSONObject
 
     private let frames: FrameEncoder

@@ -44,7 +44,10 @@ public final class Engines {
     public let draftModel: Model?
     public let target: LlamaEngine
     public let draft: LlamaEngine?
-    public let verifier: VerifierChain
+    /// Verifier chains by name: always `exact`, plus the configured one.
+    public let verifiers: [String: VerifierChain]
+    public var verifier: VerifierChain { verifiers[config.verifier]! }
+    public let embedModel: Model?
 
     public init(config: EngineConfig, loadDraft: Bool = true) throws {
         self.config = config
@@ -60,32 +63,42 @@ public final class Engines {
             draftModel = nil
             draft = nil
         }
-        verifier = try Engines.makeVerifier(config, target: targetModel, draft: draftModel)
-    }
-
-    static func makeVerifier(_ config: EngineConfig, target: Model, draft: Model?) throws -> VerifierChain {
+        var chains = ["exact": VerifierChain(semantic: nil)]
+        var embed: Model?
         switch config.verifier {
         case "exact":
-            return VerifierChain(semantic: nil)
+            break
         case "embedding":
             let model = try Model(path: config.embedPath)
-            return VerifierChain(semantic: try EmbeddingVerifier(model: model, threshold: config.embeddingThreshold,
-                                                                 threads: config.threads),
-                                 numericGuard: config.numericGuard)
+            embed = model
+            chains["embedding"] = VerifierChain(
+                semantic: try EmbeddingVerifier(model: model, threshold: config.embeddingThreshold, threads: config.threads),
+                numericGuard: config.numericGuard)
         case "judge":
-            let model: Model
-            switch config.judgeModel {
-            case "target": model = target
-            case "draft":
-                guard let draft else { throw EngineError.badConfig(key: "judge_model", reason: "'draft' needs the draft model loaded") }
-                model = draft
-            default: model = try Model(path: config.judgeModel, gpuLayers: config.gpuLayers)
-            }
-            return VerifierChain(semantic: try JudgeVerifier(model: model, threads: config.threads),
-                                 numericGuard: config.numericGuard)
+            chains["judge"] = try Engines.makeJudge(config, target: targetModel, draft: draftModel)
         default:
             throw EngineError.badConfig(key: "verifier", reason: "'\(config.verifier)' is not exact, embedding or judge")
         }
+        verifiers = chains
+        embedModel = embed
+    }
+
+    public func makeRunner() -> TickRunner {
+        TickRunner(target: target, draft: draft, verifiers: verifiers, defaultVerifier: config.verifier)
+    }
+
+    /// The judge reuses the draft's or the target's weights (a context of its own) or loads a GGUF.
+    static func makeJudge(_ config: EngineConfig, target: Model, draft: Model?) throws -> VerifierChain {
+        let model: Model
+        switch config.judgeModel {
+        case "target": model = target
+        case "draft":
+            guard let draft else { throw EngineError.badConfig(key: "judge_model", reason: "'draft' needs the draft model loaded") }
+            model = draft
+        default: model = try Model(path: config.judgeModel, gpuLayers: config.gpuLayers)
+        }
+        return VerifierChain(semantic: try JudgeVerifier(model: model, threads: config.threads),
+                             numericGuard: config.numericGuard)
     }
 
     /// Tokens of a user prompt, formatted with the target's chat template when it has one.

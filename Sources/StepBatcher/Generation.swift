@@ -34,7 +34,7 @@ extension Engines {
             prompt: prompt, config: config, target: target, draft: draft,
             targetSeqs: (0..<Int32(config.targetSequences)).map { $0 },
             draftSeqs: (0..<Int32(config.draftSequences)).map { $0 })
-        let runner = TickRunner(target: target, draft: draft, verifier: verifier)
+        let runner = makeRunner()
         runner.add(session)
         let t0 = monotonicSeconds()
         defer { runner.reap() }

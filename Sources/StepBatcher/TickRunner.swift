@@ -16,17 +16,27 @@ public struct PassReport: Sendable, Equatable {
 public final class TickRunner {
     public let target: ModelEngine
     public let draft: ModelEngine?
-    public let verifier: VerifierChain
+    /// Verifier chains by name; each session uses its configured one or `defaultVerifier`.
+    public let verifiers: [String: VerifierChain]
+    public let defaultVerifier: String
     public private(set) var sessions: [LookaheadSession] = []
     public private(set) var lastReport = PassReport()
     /// Ticks whose target pass carried more than one session.
     public private(set) var sharedTargetPasses = 0
     public private(set) var ticks = 0
 
-    public init(target: ModelEngine, draft: ModelEngine?, verifier: VerifierChain) {
+    public init(target: ModelEngine, draft: ModelEngine?, verifiers: [String: VerifierChain], defaultVerifier: String) {
+        precondition(verifiers[defaultVerifier] != nil, "no verifier chain named \(defaultVerifier)")
         self.target = target
         self.draft = draft
-        self.verifier = verifier
+        self.verifiers = verifiers
+        self.defaultVerifier = defaultVerifier
+    }
+
+    /// The chain a session asked for, or the default when it asked for none (the batcher refuses
+    /// names that are not loaded before a session starts).
+    public func chainName(for session: LookaheadSession) -> String {
+        session.config.verifier.flatMap { verifiers[$0] == nil ? nil : $0 } ?? defaultVerifier
     }
 
     public func add(_ session: LookaheadSession) { sessions.append(session) }
@@ -85,22 +95,26 @@ public final class TickRunner {
             if carried.count > 1 { sharedTargetPasses += 1 }
         }
 
+        // One verify pass per chain in use, each batched across its sessions.
         let requests = live.map { $0.verificationRequests() }
-        let pairs = requests.flatMap { $0 }
-        if !pairs.isEmpty {
+        let names = live.map(chainName(for:))
+        for (name, chain) in verifiers {
+            let members = live.indices.filter { names[$0] == name }
+            let pairs = members.flatMap { requests[$0] }
+            guard !pairs.isEmpty else { continue }
             let t0 = monotonicSeconds()
-            let verdicts = try verifier.verify(pairs)
+            let verdicts = try chain.judge(pairs)
             let share = (monotonicSeconds() - t0) / Double(pairs.count)
             var offset = 0
-            for (s, r) in zip(live, requests) {
-                s.applyVerdicts(Array(verdicts[offset..<offset + r.count]))
-                s.recordVerifyTime(share * Double(r.count))
-                offset += r.count
+            for i in members {
+                let n = requests[i].count
+                live[i].applyVerdicts(Array(verdicts[offset..<offset + n]))
+                live[i].recordVerifyTime(share * Double(n))
+                offset += n
             }
-            report.verifyPairs = pairs.count
-        } else {
-            for s in live { s.applyVerdicts([]) }
+            report.verifyPairs += pairs.count
         }
+        for (s, r) in zip(live, requests) where r.isEmpty { s.applyVerdicts([]) }
 
         for s in live { s.advance() }
         lastReport = report

@@ -15,7 +15,7 @@ import Glibc
 /// field has one name wherever it is read. Safe to share between threads: lines never interleave.
 public final class Journal: Sendable {
     /// syslog severities; the raw value is the journal's PRIORITY=.
-    public enum Level: Int32, Sendable, Comparable, CaseIterable {
+    public enum Level: Int32, Sendable, Comparable {
         case error = 3, warning = 4, notice = 5, info = 6, debug = 7
 
         /// Ordered by severity: `.debug < .error`.
@@ -42,6 +42,8 @@ public final class Journal: Sendable {
     public let identifier: String
     public let minimumLevel: Level
     public let destination: Destination
+    /// One write() per line is not enough: a line larger than a pipe's free space is written in pieces,
+    /// and measured here, concurrent 1 MB entries on a pipe interleaved without this lock.
     private let lineLock = Mutex(())
 
     public init(identifier: String = "lookaheadd", minimumLevel: Level = .info, destination: Destination = .automatic) {

@@ -34,7 +34,7 @@ struct Scenario {
         let session = try LookaheadSession(prompt: prompt, config: config, target: target, draft: draft,
                                            targetSeqs: (0..<Int32(config.targetSequences)).map { $0 },
                                            draftSeqs: (0..<Int32(config.draftSequences)).map { $0 })
-        let runner = TickRunner(target: target, draft: draft, verifier: VerifierChain(semantic: semantic))
+        let runner = TickRunner(target: target, draft: draft, verifiers: ["test": VerifierChain(semantic: semantic)], defaultVerifier: "test")
         runner.add(session)
         var events: [SessionEvent] = []
         var n = 0

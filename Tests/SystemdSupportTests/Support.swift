@@ -6,8 +6,8 @@ import Glibc
 /// A fresh directory under /tmp, short enough for sun_path's 108 bytes.
 func temporaryDirectory() throws -> String {
     var template = Array("/tmp/lookaheadd-test.XXXXXX".utf8CString)
-    guard mkdtemp(&template) != nil else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-    return String(cString: template)
+    guard let path = mkdtemp(&template) else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+    return String(cString: path)
 }
 
 func check(_ result: Int32, _ call: String) throws {
@@ -62,4 +62,22 @@ func readToEnd(_ fd: Int32) -> String {
         if n > 0 { data += buffer[..<n] } else if n < 0, errno == EINTR { continue } else { break }
     }
     return String(decoding: data, as: UTF8.self)
+}
+
+func listeningUnixSocket() throws -> Int32 {
+    let fd = try unixSocket(SOCK_STREAM, boundTo: try temporaryDirectory() + "/listen.sock")
+    try check(listen(fd, 4), "listen")
+    return fd
+}
+
+func socketPair() throws -> (Int32, Int32) {
+    var fds: [Int32] = [-1, -1]
+    try check(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), "socketpair")
+    return (fds[0], fds[1])
+}
+
+func makePipe() throws -> (read: Int32, write: Int32) {
+    var fds: [Int32] = [-1, -1]
+    try check(pipe(&fds), "pipe")
+    return (fds[0], fds[1])
 }

@@ -1,0 +1,125 @@
+import LookaheadProtocol
+
+/// A job's life, as docs/protocol.md names it: `validating → queued → in_progress →
+/// completed | failed | cancelled | expired`. The raw values are the stored and wire spellings.
+public enum JobState: String, Sendable, Hashable, CaseIterable {
+    case validating
+    case queued
+    case inProgress = "in_progress"
+    case completed
+    case failed
+    case cancelled
+    case expired
+
+    /// Nothing more will happen to a job in a final state (lines already in flight may still record their results).
+    public var isFinal: Bool {
+        switch self {
+        case .completed, .failed, .cancelled, .expired: return true
+        case .validating, .queued, .inProgress: return false
+        }
+    }
+}
+
+/// One line's life: `queued → in_progress → done | failed`, back to `queued` when a crash or
+/// `release` takes it out of flight, or `cancelled` / `expired` when its job ends before it runs.
+public enum LineState: String, Sendable, Hashable, CaseIterable {
+    case queued
+    case inProgress = "in_progress"
+    case done
+    case failed
+    case cancelled
+    case expired
+
+    public var isFinished: Bool {
+        switch self {
+        case .done, .failed, .cancelled, .expired: return true
+        case .queued, .inProgress: return false
+        }
+    }
+}
+
+/// How many of a job's lines are in each state; they add up to `total`.
+public struct LineCounts: Sendable, Hashable {
+    public var total = 0
+    public var queued = 0
+    public var inProgress = 0
+    public var done = 0
+    public var failed = 0
+    public var cancelled = 0
+    public var expired = 0
+
+    public init() {}
+
+    /// Lines that will still run: queued or in flight.
+    public var remaining: Int { queued + inProgress }
+}
+
+public struct JobRecord: Sendable, Hashable {
+    /// `job_` and 16 hex digits.
+    public var id: String
+    /// The uid that submitted the job; only it and root may read or cancel the job.
+    public var owner: UInt32
+    public var state: JobState
+    /// Unix seconds.
+    public var createdAt: Double
+    /// When the first line was handed out.
+    public var startedAt: Double?
+    /// When the job reached a final state.
+    public var finishedAt: Double?
+    /// Unix seconds after which unstarted lines are no longer run.
+    public var deadline: Double?
+    /// Runs at once instead of waiting for the drain window.
+    public var runNow: Bool
+    public var counts: LineCounts
+    /// Why the job ended as it did, when that is not plain success.
+    public var error: String?
+
+    /// The share of lines answered (done or failed), 0...1.
+    public var progress: Double {
+        counts.total == 0 ? 1 : Double(counts.done + counts.failed) / Double(counts.total)
+    }
+
+    /// Seconds until the remaining lines are through at the given rate; 0 when none remain, nil
+    /// when the rate is unknown (not positive) or the job will not run again.
+    public func eta(throughputLinesPerSecond rate: Double) -> Double? {
+        guard counts.remaining > 0 else { return 0 }
+        guard !state.isFinal, rate > 0, rate.isFinite else { return nil }
+        return Double(counts.remaining) / rate
+    }
+}
+
+/// A line handed to the engine by `claimLines`. It stays in_progress until `complete`, `fail`
+/// or `release` names it, or a restart puts it back in the queue.
+public struct ClaimedLine: Sendable, Hashable {
+    public var jobID: String
+    /// 1-based position in the submitted job.
+    public var lineNo: Int
+    public var customID: String
+    public var owner: UInt32
+    /// The `ask` parameters, as validated at submit (`custom_id` removed).
+    public var request: JSONObject
+    /// 1 on the first run; more after a crash or a release put the line back.
+    public var attempt: Int
+}
+
+/// A line as `results` reports it: `result` when done, `error` when failed, cancelled or expired,
+/// neither while it waits or runs.
+public struct LineResult: Sendable, Hashable {
+    public var lineNo: Int
+    public var customID: String
+    public var state: LineState
+    public var result: JSONValue?
+    public var error: JSONValue?
+    public var attempts: Int
+    public var finishedAt: Double?
+}
+
+/// What `status` reports about batch work.
+public struct PendingCounts: Sendable, Hashable {
+    public var queuedJobs = 0
+    public var inProgressJobs = 0
+    public var queuedLines = 0
+    public var inProgressLines = 0
+
+    public init() {}
+}

@@ -1,0 +1,157 @@
+import Lookahead
+import LookaheadProtocol
+import NIOCore
+import StepBatcher
+
+/// One client connection: decoded frames in, replies out, several requests in flight. Lives on
+/// its channel's event loop; updates from the engine thread hop onto that loop before they touch
+/// this handler.
+final class ConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = JSONObject
+    typealias OutboundOut = JSONObject
+
+    private let service: Service
+    private var context: ChannelHandlerContext?
+    /// Requests in flight on this connection, by id, with their batcher ticket once submitted.
+    private var inFlight: [JSONValue: Ticket] = [:]
+
+    init(service: Service) { self.service = service }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let object = unwrapInboundIn(data)
+        let request: Request
+        do {
+            request = try Request(json: object)
+        } catch {
+            send(ErrorReply(replyingTo: object, error: error).json)
+            return
+        }
+        guard inFlight[request.id] == nil else {
+            send(ErrorReply(id: request.id, error: ProtocolError(
+                .invalidRequest, "id \(request.id) is already in flight on this connection", field: "id")).json)
+            return
+        }
+        do {
+            try dispatch(request)
+        } catch {
+            service.count(method: request.method, outcome: error.code.rawValue)
+            send(ErrorReply(id: request.id, error: error).json)
+        }
+    }
+
+    private func dispatch(_ request: Request) throws(ProtocolError) {
+        let p = request.params
+        switch request.method {
+        case "ask":
+            try ask(request)
+        case "cancel":
+            try p.rejectUnknown(allowed: ["id"])
+            guard let target = p["id"], target.stringValue != nil || target.intValue != nil else {
+                throw ProtocolError(.invalidParams, "id (a string or integer) is required", field: "id")
+            }
+            guard let ticket = inFlight[target] else {
+                throw ProtocolError(.notFound, "no request \(target) in flight on this connection", field: "id")
+            }
+            service.batcher.cancel(ticket)
+            reply(request, .object(["cancelled": target]))
+        case "status":
+            try p.rejectUnknown(allowed: [])
+            reply(request, service.status())
+        case "models":
+            try p.rejectUnknown(allowed: [])
+            reply(request, service.models)
+        case "metrics":
+            try p.rejectUnknown(allowed: [])
+            reply(request, .object(["content_type": "text/plain; version=0.0.4", "text": .string(service.metrics())]))
+        case "version":
+            try p.rejectUnknown(allowed: [])
+            reply(request, service.version())
+        default:
+            throw ProtocolError(.unknownMethod, "unknown method '\(request.method)'", field: "method")
+        }
+    }
+
+    private func reply(_ request: Request, _ result: JSONValue) {
+        service.count(method: request.method, outcome: "result")
+        send(ResultReply(id: request.id, result: result).json)
+    }
+
+    private func ask(_ request: Request) throws(ProtocolError) {
+        let config = try service.sessionConfig(request.params)
+        let prompt = try service.promptTokens(request.params)
+        guard let loop = context?.eventLoop else { return }
+        let me = NIOLoopBound(self, eventLoop: loop)
+        let id = request.id
+        let sink: @Sendable (SessionUpdate) -> Void = { update in
+            loop.execute { me.value.deliver(id, update, config: config) }
+        }
+        // Mark the id busy before submitting: the first update may arrive before submit returns.
+        inFlight[id] = 0
+        do {
+            inFlight[id] = try service.batcher.submit(BatcherRequest(prompt: prompt, config: config, priority: .interactive, sink: sink))
+        } catch {
+            inFlight[id] = nil
+            throw ProtocolError(error: error, field: "prompt")
+        }
+    }
+
+    private func deliver(_ id: JSONValue, _ update: SessionUpdate, config: SessionConfig) {
+        guard inFlight[id] != nil else { return }
+        switch update {
+        case .started:
+            break
+        case .step(let text, let answer, let fromDraft):
+            send(Event(id: id, event: "step", data: [
+                "text": .string(text), "phase": .string(answer ? "answer" : "thinking"), "from_draft": .bool(fromDraft),
+            ]).json)
+        case .finished(let generation):
+            inFlight[id] = nil
+            service.count(method: "ask", outcome: "result")
+            send(ResultReply(id: id, result: ResultEncoding.generation(
+                generation, mode: config.mode, verifier: service.verifierName(config))).json)
+        case .failed(let error):
+            inFlight[id] = nil
+            let e = ProtocolError(error: error, field: nil)
+            service.count(method: "ask", outcome: e.code.rawValue)
+            send(ErrorReply(id: id, error: e).json)
+        }
+    }
+
+    private func send(_ frame: JSONObject) {
+        context?.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+    }
+
+    /// A frame that cannot be read (too large, not JSON) ends the connection: the stream cannot be
+    /// resynchronised. One error frame without an id says why.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let e = (error as? ProtocolError) ?? ProtocolError(.invalidRequest, "\(error)")
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(ErrorReply(id: nil, error: e).json)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    /// A client that goes away cancels what it asked for; its sessions free their sequences at the
+    /// next tick.
+    func channelInactive(context: ChannelHandlerContext) {
+        for ticket in inFlight.values where ticket != 0 { service.batcher.cancel(ticket) }
+        inFlight.removeAll()
+        context.fireChannelInactive()
+    }
+}
+
+extension ProtocolError {
+    init(error: BatcherError, field: String?) {
+        switch error {
+        case .cancelled: self.init(.cancelled, "cancelled")
+        case .shuttingDown: self.init(.busy, "the daemon is shutting down")
+        case .tooLarge(let m): self.init(.tooLarge, m, field: field)
+        case .unavailable(let m): self.init(.invalidParams, m)
+        case .engine(let m): self.init(.internal, "engine failure: \(m)")
+        }
+    }
+}

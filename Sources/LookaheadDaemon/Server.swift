@@ -1,0 +1,76 @@
+import LookaheadProtocol
+import NIOCore
+import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the daemon listens: a socket systemd passed in, or a path it binds itself.
+public enum Listener: Sendable, Equatable {
+    case activated(fd: Int32)
+    case path(String, mode: UInt32)
+}
+
+/// The Unix-socket server: SwiftNIO with our own frame codec in front of `ConnectionHandler`.
+public final class Server: Sendable {
+    private let group: MultiThreadedEventLoopGroup
+    private let channel: any Channel
+    public let description: String
+
+    public init(service: Service, listener: Listener, maxFrameBytes: Int) throws {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteToMessageHandler(NIOFrameDecoder(maxPayload: maxFrameBytes)),
+                        MessageToByteHandler(NIOFrameEncoder(maxPayload: maxFrameBytes)),
+                        ConnectionHandler(service: service),
+                    ])
+                }
+            }
+        do {
+            switch listener {
+            case .activated(let fd):
+                channel = try bootstrap.withBoundSocket(fd).wait()
+                description = "socket-activated fd \(fd)"
+            case .path(let path, let mode):
+                try Server.prepareDirectory(of: path)
+                channel = try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
+                // The listening socket's mode decides who may connect (0660: owner and group).
+                guard chmod(path, mode_t(mode)) == 0 else {
+                    throw ServerError("chmod \(String(mode, radix: 8)) \(path): \(String(cString: strerror(errno)))")
+                }
+                description = path
+            }
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw error
+        }
+    }
+
+    static func prepareDirectory(of path: String) throws {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
+        let dir = String(path[..<slash])
+        var st = stat()
+        if stat(dir, &st) == 0 { return }
+        var partial = ""
+        for part in dir.split(separator: "/") {
+            partial += "/" + part
+            if stat(partial, &st) != 0, mkdir(partial, 0o755) != 0, errno != EEXIST {
+                throw ServerError("cannot create \(partial) for the socket: \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// Stops accepting; open connections stay until `shutdown`.
+    public func stopAccepting() { try? channel.close().wait() }
+
+    public func shutdown() { try? group.syncShutdownGracefully() }
+}
+
+public struct ServerError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}

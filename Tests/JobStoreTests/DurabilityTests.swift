@@ -1,0 +1,224 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSQLite
+import JobStore
+import LookaheadProtocol
+import Testing
+
+private let owner: UInt32 = 1000
+
+/// Runs a job to its end from a reopened store, after a crash left it half done: recovery first,
+/// as the daemon does at start, then every line claimed and completed.
+private func finishAfterRestart(_ directory: String, jobID: String, expectRequeued: Int) throws -> [LineResult] {
+    let store = try JobStore(directory: directory)
+    #expect(try store.recoverInFlight() == expectRequeued)
+    #expect(try store.recoverInFlight() == 0, "recovery is idempotent")
+    while true {
+        let claimed = try store.claimLines(limit: 2, now: t0 + 100, windowOpen: false)
+        if claimed.isEmpty { break }
+        for line in claimed {
+            try store.complete(jobID: line.jobID, lineNo: line.lineNo, result: answer("\(line.customID)#\(line.attempt)"), now: t0 + 101)
+        }
+    }
+    #expect(try store.job(id: jobID, requester: owner).state == .completed)
+    #expect(try store.counterMismatches() == [])
+    return try store.results(id: jobID, requester: owner)
+}
+
+/// Lines 1–3 claimed, line 1 answered, lines 4–5 still queued: the state a crash interrupts.
+private func halfDoneJob(_ store: JobStore) throws -> String {
+    let job = try store.submit(owner: owner, lines: try validLines(5), runNow: true, deadline: nil, now: t0)
+    #expect(try store.claimLines(limit: 3, now: t0 + 1, windowOpen: false).count == 3)
+    try store.complete(jobID: job.id, lineNo: 1, result: answer("q1#1"), now: t0 + 2)
+    return job.id
+}
+
+/// Every line answered once, by the attempt that answered it: line 1 before the crash, 2 and 3
+/// redone, 4 and 5 run for the first time.
+private func expectEachLineOnce(_ results: [LineResult]) {
+    #expect(results.map(\.customID) == ["q1", "q2", "q3", "q4", "q5"])
+    #expect(results.allSatisfy { $0.state == .done })
+    #expect(results.map(\.attempts) == [1, 2, 2, 1, 1])
+    #expect(results.map { $0.result?.objectValue?["text"]?.stringValue } == ["q1#1", "q2#2", "q3#2", "q4#1", "q5#1"])
+}
+
+@Suite struct DurabilityTests {
+    @Test func droppedStoreLosesNoLineAndDuplicatesNone() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        let state = dir.sub("state")
+        var store: JobStore? = try JobStore(directory: state)
+        let jobID = try halfDoneJob(store!)
+        store = nil  // gone without completing its lines in flight
+        expectEachLineOnce(try finishAfterRestart(state, jobID: jobID, expectRequeued: 2))
+    }
+
+    /// Closer to `kill -9` and a power cut: the files are copied while the store is open, as a
+    /// crash leaves them (committed pages partly still in the WAL, no clean close, no -shm).
+    @Test func crashImageRecoversEveryCommittedLine() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        let live = dir.sub("live")
+        let crashed = dir.sub("crashed")
+        let store = try JobStore(directory: live)
+        let jobID = try halfDoneJob(store)
+        let wal = readFile(live + "/jobs.sqlite3-wal")
+        #expect((wal?.count ?? 0) > 0, "the commits are still in the WAL")
+        mkdir(crashed, 0o700)
+        writeFile(crashed + "/jobs.sqlite3", readFile(live + "/jobs.sqlite3")!)
+        writeFile(crashed + "/jobs.sqlite3-wal", wal ?? [])
+        withExtendedLifetime(store) {}
+        expectEachLineOnce(try finishAfterRestart(crashed, jobID: jobID, expectRequeued: 2))
+    }
+
+    @Test func recoveryEndsLinesOfJobsThatEndedMeanwhile() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        var store: JobStore? = try JobStore(directory: dir.path)
+        let job = try store!.submit(owner: owner, lines: try validLines(3), runNow: true, deadline: nil, now: t0)
+        _ = try store!.claimLines(limit: 2, now: t0, windowOpen: false)
+        _ = try store!.cancel(jobID: job.id, requester: owner, now: t0 + 1)
+        store = nil
+        store = try JobStore(directory: dir.path)
+        #expect(try store!.recoverInFlight() == 0, "nothing of a cancelled job is re-queued")
+        let results = try store!.results(id: job.id, requester: owner)
+        #expect(results.map(\.state) == [.cancelled, .cancelled, .cancelled])
+        #expect(results.allSatisfy { $0.finishedAt == t0 + 1 })
+        #expect(try store!.counterMismatches() == [])
+    }
+
+    @Test func oneStorePerDirectory() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        var first: JobStore? = try JobStore(directory: dir.path)
+        #expect(thrown { () throws(JobStoreError) in try JobStore(directory: dir.path) } == .locked(path: dir.path + "/jobs.lock"))
+        #expect(first != nil)
+        first = nil
+        #expect(thrown { () throws(JobStoreError) in try JobStore(directory: dir.path) } == nil)
+    }
+
+    @Test func filesArePrivate() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        let state = dir.sub("state")
+        let store = try JobStore(directory: state)
+        _ = try store.submit(owner: owner, lines: try validLines(1), runNow: true, deadline: nil, now: t0)
+        #expect(mode(state) == 0o700)
+        #expect(mode(state + "/jobs.sqlite3") == 0o600)
+        #expect(mode(state + "/jobs.sqlite3-wal") == 0o600)
+        #expect(mode(state + "/jobs.sqlite3-shm") == 0o600)
+        #expect(mode(state + "/jobs.lock") == 0o600)
+        #expect(store.path == state + "/jobs.sqlite3")
+    }
+
+    @Test func aWiderDatabaseFileIsNarrowed() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        do { _ = try JobStore(directory: dir.path) }
+        chmod(dir.path + "/jobs.sqlite3", 0o644)
+        _ = try JobStore(directory: dir.path)
+        #expect(mode(dir.path + "/jobs.sqlite3") == 0o600)
+    }
+
+    @Test func durableSettings() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        let store = try JobStore(directory: dir.path)
+        #expect(try store.sqlForTesting("PRAGMA journal_mode") == ["wal"])
+        #expect(try store.sqlForTesting("PRAGMA synchronous") == ["2"], "FULL")
+        #expect(try store.sqlForTesting("PRAGMA foreign_keys") == ["1"])
+        #expect(try store.sqlForTesting("PRAGMA busy_timeout") == ["5000"])
+        #expect(try store.sqlForTesting("PRAGMA user_version") == ["1"])
+    }
+
+    @Test func aNewerSchemaIsRefused() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        do { try JobStore(directory: dir.path).sqlForTesting("PRAGMA user_version = 99") }
+        #expect(thrown { () throws(JobStoreError) in try JobStore(directory: dir.path) }
+            == .unsupportedSchema(path: dir.path + "/jobs.sqlite3", version: 99))
+    }
+
+    @Test func aDirectoryWeMayNotWriteIsAClearError() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        chmod(dir.path, 0o755)  // nobody may enter, not write
+        let error = asNobody { thrown { () throws(JobStoreError) in try JobStore(directory: dir.sub("state")) } }
+        #expect(error == .cannotOpen(path: dir.sub("state"), detail: "cannot create directory: Permission denied"))
+        #expect(error?.description.contains(dir.sub("state")) == true)
+
+        mkdir(dir.sub("ro"), 0o555)
+        let inside = asNobody { thrown { () throws(JobStoreError) in try JobStore(directory: dir.sub("ro")) } }
+        #expect(inside?.description == "cannot open \(dir.sub("ro"))/jobs.lock: cannot open the lock file: Permission denied")
+    }
+
+    @Test func aDatabaseWeMayNotWriteIsReadOnly() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        chmod(dir.path, 0o755)
+        do { _ = try JobStore(directory: dir.path) }
+        chmod(dir.path + "/jobs.lock", 0o666)
+        chmod(dir.path + "/jobs.sqlite3", 0o644)
+        let error = asNobody { thrown { () throws(JobStoreError) in try JobStore(directory: dir.path) } }
+        guard case .readOnly(let path, _)? = error else {
+            Issue.record("expected readOnly, got \(String(describing: error))")
+            return
+        }
+        #expect(path == dir.path + "/jobs.sqlite3")
+    }
+
+    /// SQLite's own read-only refusal (as from a filesystem remounted read-only under a running
+    /// daemon) is a readOnly error naming the file, and leaves the store usable once writable.
+    @Test func sqliteReadOnlyMapsToReadOnly() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        let store = try JobStore(directory: dir.path)
+        try store.sqlForTesting("PRAGMA query_only = ON")
+        let error = thrown { () throws(JobStoreError) in
+            try store.submit(owner: owner, lines: try! validLines(1), runNow: true, deadline: nil, now: t0)
+        }
+        guard case .readOnly(let path, _)? = error else {
+            Issue.record("expected readOnly, got \(String(describing: error))")
+            return
+        }
+        #expect(path == store.path)
+        #expect(error?.description.hasPrefix("\(store.path) is read-only") == true)
+        try store.sqlForTesting("PRAGMA query_only = OFF")
+        #expect(try store.submit(owner: owner, lines: try validLines(1), runNow: true, deadline: nil, now: t0).state == .queued)
+    }
+
+    @Test func aFullDiskRefusesTheWholeJobAndTheStoreGoesOn() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        let store = try JobStore(directory: dir.path)
+        let small = try store.submit(owner: owner, lines: try validLines(2), runNow: true, deadline: nil, now: t0)
+        _ = try store.claimLines(limit: 1, now: t0, windowOpen: false)
+        let pages = Int(try store.sqlForTesting("PRAGMA page_count")[0])!
+        try store.sqlForTesting("PRAGMA max_page_count = \(pages + 2)")
+
+        let big = (1...200).map { #"{"custom_id":"big\#($0)","prompt":"\#(String(repeating: "x", count: 2000))"}"# }
+        let lines = try JobInput.validate(jsonl: Array(big.joined(separator: "\n").utf8))
+        let error = thrown { () throws(JobStoreError) in try store.submit(owner: owner, lines: lines, runNow: true, deadline: nil, now: t0 + 1) }
+        #expect(error == .diskFull(path: store.path))
+        #expect(error?.description == "disk full: cannot write \(store.path)")
+
+        // All or nothing: no trace of the refused job; the existing one carries on.
+        #expect(try store.list(requester: 0).map(\.id) == [small.id])
+        #expect(try store.counterMismatches() == [])
+        try store.complete(jobID: small.id, lineNo: 1, result: answer("fine"), now: t0 + 2)
+        try store.sqlForTesting("PRAGMA max_page_count = 1073741823")
+        #expect(try store.submit(owner: owner, lines: lines, runNow: true, deadline: nil, now: t0 + 3).counts.total == 200)
+    }
+
+    @Test(arguments: [
+        (SQLITE_FULL, "diskFull"), (SQLITE_READONLY, "readOnly"), (SQLITE_READONLY | (1 << 8), "readOnly"),
+        (SQLITE_IOERR, "ioError"), (SQLITE_IOERR | (4 << 8), "ioError"), (SQLITE_CANTOPEN, "cannotOpen"),
+        (SQLITE_CORRUPT, "corrupt"), (SQLITE_NOTADB, "corrupt"), (SQLITE_CONSTRAINT, "sqlite"),
+    ])
+    func sqliteCodesMapToDistinctCases(_ code: Int32, _ name: String) {
+        let error = JobStoreError(sqliteCode: code, path: "/var/lib/lookaheadd/jobs.sqlite3", detail: "d")
+        #expect(Mirror(reflecting: error).children.first?.label == name, "\(error)")
+        #expect(error.description.contains("/var/lib/lookaheadd/jobs.sqlite3"))
+    }
+}

@@ -1,0 +1,244 @@
+import Foundation
+import Lookahead
+import LookaheadProtocol
+import Testing
+
+/// The built `lookaheadctl` binary against a fake daemon, as a user or a script runs it.
+@Suite struct LookaheadCtlTests {
+    static let stats: JSONValue = [
+        "committed_steps": 3, "accepted_steps": 2, "rejected_steps": 1, "alpha": 0.6666666666666666, "c": 0.48,
+        "tokens_per_second": 14.9, "wall_seconds": 3.9,
+    ]
+    static let answer: JSONValue = [
+        "text": "<think>\nIn April 48.\n\nIn May 24.\n</think>\n\n72 clips.", "thinking": "In April 48.\n\nIn May 24.",
+        "answer": "72 clips.", "tokens": 58, "finish_reason": "stop", "mode": "lookahead+sd", "stats": stats,
+    ]
+
+    /// Answers `ask` with three steps and `answer`, and the parameterless methods with what the protocol shows.
+    static func daemon() throws -> FakeDaemon {
+        try FakeDaemon { request in
+            switch request.method {
+            case "ask":
+                return [.step(request, "<think>\nIn April 48.\n\n", phase: "thinking"),
+                        .step(request, "In May 24.\n</think>", phase: "thinking"),
+                        .step(request, "\n\n72 clips.", phase: "answer"),
+                        .result(request, answer)]
+            case "status":
+                return [.result(request, ["state": "ready", "sessions": ["active": 2, "queued": 0], "jobs": [:]])]
+            case "models":
+                return [.result(request, ["models": [["role": "target", "arch": "qwen2"], ["role": "draft", "arch": "qwen2"]],
+                                          "verifier": "embedding"])]
+            case "metrics":
+                return [.result(request, ["content_type": "text/plain; version=0.0.4", "text": "lookaheadd_generated_tokens_total 20133\n"])]
+            case "version":
+                return [.result(request, ["version": "0.1.0", "protocol": 1, "llama_cpp": "0c1e57098", "backend": "cpu"])]
+            default:
+                return [.error(request, .unknownMethod, "unknown method \(request.method)", field: "method")]
+            }
+        }
+    }
+
+    @Test func askStreamsStepsAndEndsWithStatistics() throws {
+        let daemon = try Self.daemon()
+        defer { daemon.stop() }
+        let run = try lookaheadctl(["ask", "--socket", daemon.path, "How many clips?"])
+
+        #expect(run.exitCode == 0)
+        #expect(run.stdout == "<think>\nIn April 48.\n\nIn May 24.\n</think>\n\n72 clips.")
+        let speedup = String(format: "%.2f", SpeedupModel.asyncSpeedup(alpha: 2.0 / 3, c: 0.48, gamma: 4))
+        #expect(run.stderr.contains("58 tokens, 3 steps, α 0.67 (2/3), 14.9 tok/s"))
+        #expect(run.stderr.contains("speed-up estimate \(speedup)×"))
+        #expect(daemon.requests.map(\.params) == [[
+            "prompt": "How many clips?", "mode": "lookahead+sd", "gamma": 4, "width": 1, "temperature": 0.0,
+            "top_p": 0.95, "top_k": 20, "seed": 0, "max_tokens": 512,
+        ]])
+    }
+
+    @Test func askSendsTheOptionsGiven() throws {
+        let daemon = try Self.daemon()
+        defer { daemon.stop() }
+        let run = try lookaheadctl(["ask", "--socket", daemon.path, "--mode", "ar", "--gamma", "2", "--width", "2",
+                                    "--verifier", "judge", "--temperature", "0.7", "--top-p", "0.9", "--top-k", "5",
+                                    "--seed", "42", "--max-tokens", "64", "q"])
+        #expect(run.exitCode == 0)
+        #expect(daemon.requests.map(\.params) == [[
+            "prompt": "q", "mode": "ar", "gamma": 2, "width": 2, "verifier": "judge", "temperature": 0.7,
+            "top_p": 0.9, "top_k": 5, "seed": 42, "max_tokens": 64,
+        ]])
+    }
+
+    @Test func askReadsThePromptFromStandardInput() throws {
+        let daemon = try Self.daemon()
+        defer { daemon.stop() }
+        let run = try lookaheadctl(["ask", "--socket", daemon.path], stdin: "from a pipe\n")
+        #expect(run.exitCode == 0)
+        #expect(daemon.requests.first?.params["prompt"] == "from a pipe\n")
+    }
+
+    @Test func askJSONPrintsTheResultObject() throws {
+        let daemon = try Self.daemon()
+        defer { daemon.stop() }
+        let run = try lookaheadctl(["ask", "--json", "--socket", daemon.path, "How many clips?"])
+        #expect(run.exitCode == 0)
+        #expect(run.stdout.filter { $0 == "\n" }.count == 1 && run.stdout.hasSuffix("\n"))
+        #expect(try JSONCodec.decode(Array(run.stdout.utf8)) == Self.answer)
+        #expect(run.stderr.isEmpty)
+    }
+
+    @Test func noSpeedupEstimateWithoutADraftCost() throws {
+        let daemon = try FakeDaemon { [.result($0, ["tokens": 5, "mode": "ar", "stats": ["alpha": 0, "c": 0]])] }
+        defer { daemon.stop() }
+        let run = try lookaheadctl(["ask", "--socket", daemon.path, "--mode", "ar", "q"])
+        #expect(run.stderr.contains("speed-up estimate n/a"))
+    }
+
+    @Test(arguments: [true, false])
+    func socketBeforeOrAfterTheSubcommand(before: Bool) throws {
+        let daemon = try Self.daemon()
+        defer { daemon.stop() }
+        func command(_ subcommand: String, _ rest: String...) -> [String] {
+            let socket = ["--socket", daemon.path]
+            return (before ? socket + [subcommand] : [subcommand] + socket) + rest
+        }
+        let status = try lookaheadctl(command("status"))
+        #expect(status.exitCode == 0)
+        #expect(status.stdout.contains("state: ready"))
+        #expect(try lookaheadctl(command("ask", "q")).exitCode == 0)
+        #expect(daemon.requests.map(\.method) == ["status", "ask"])
+    }
+
+    @Test func socketFromTheEnvironment() throws {
+        let daemon = try Self.daemon()
+        defer { daemon.stop() }
+        let run = try lookaheadctl(["version"], environment: ["LOOKAHEAD_SOCKET": daemon.path])
+        #expect(run.exitCode == 0)
+        #expect(run.stdout == "version: 0.1.0\nprotocol: 1\nllama cpp: 0c1e57098\nbackend: cpu\n")
+    }
+
+    @Test func queriesForPeopleAndForPrograms() throws {
+        let daemon = try Self.daemon()
+        defer { daemon.stop() }
+        let status = try lookaheadctl(["status", "--socket", daemon.path])
+        #expect(status.stdout == "state: ready\nsessions:\n  active: 2\n  queued: 0\njobs: none\n")
+        let models = try lookaheadctl(["models", "--socket", daemon.path])
+        #expect(models.stdout == "models:\n  - role: target\n    arch: qwen2\n  - role: draft\n    arch: qwen2\nverifier: embedding\n")
+        let metrics = try lookaheadctl(["metrics", "--socket", daemon.path])
+        #expect(metrics.stdout == "lookaheadd_generated_tokens_total 20133\n")
+        let json = try lookaheadctl(["version", "--json", "--socket", daemon.path])
+        #expect(try JSONCodec.decode(Array(json.stdout.utf8)) == ["version": "0.1.0", "protocol": 1, "llama_cpp": "0c1e57098", "backend": "cpu"])
+    }
+
+    @Test func exitsWith3WhenNoDaemonRuns() throws {
+        let run = try lookaheadctl(["status", "--socket", "/nonexistent/lookaheadd.sock"])
+        #expect(run.exitCode == 3)
+        #expect(run.stderr.contains("lookaheadd is not running (no socket at /nonexistent/lookaheadd.sock)"))
+        let stale = try staleSocket()
+        defer { stale.remove() }
+        let ask = try lookaheadctl(["ask", "--socket", stale.path, "q"])
+        #expect(ask.exitCode == 3)
+        #expect(ask.stderr.contains("stale socket?"))
+    }
+
+    @Test func exitsWith4WhenTheDaemonRejectsTheRequest() throws {
+        let daemon = try FakeDaemon { [.error($0, .invalidParams, "mode must be one of ar, sd, lookahead, lookahead+sd, got 'fast'", field: "mode")] }
+        defer { daemon.stop() }
+        let run = try lookaheadctl(["ask", "--socket", daemon.path, "--mode", "fast", "q"])
+        #expect(run.exitCode == 4)
+        #expect(run.stderr.contains("invalid_params: mode must be one of"))
+    }
+
+    @Test func exitsWith5WhenTheDaemonCancels() throws {
+        let daemon = try FakeDaemon { [.step($0, "<think>\n", phase: "thinking"), .error($0, .cancelled, "lookaheadd is stopping")] }
+        defer { daemon.stop() }
+        let run = try lookaheadctl(["ask", "--socket", daemon.path, "q"])
+        #expect(run.exitCode == 5)
+        #expect(run.stdout == "<think>\n")
+    }
+
+    @Test func interruptCancelsTheRequestAndExits130() throws {
+        let asked = DispatchSemaphore(value: 0), cancelled = DispatchSemaphore(value: 0)
+        let daemon = try FakeDaemon { request in
+            switch request.method {
+            case "ask":
+                asked.signal()
+                return [.step(request, "<think>\nSuppose", phase: "thinking")]
+            default:
+                cancelled.signal()
+                let target = request.params["id"] ?? .null
+                return [.result(request, ["cancelled": target]),
+                        .frame(ErrorReply(id: target, error: ProtocolError(.cancelled, "cancelled by request")).json)]
+            }
+        }
+        defer { daemon.stop() }
+        let run = try lookaheadctl(["ask", "--socket", daemon.path, "Prove it."]) { process in
+            guard asked.wait(timeout: .now() + 30) == .success else { return Issue.record("no ask arrived") }
+            process.interrupt()
+        }
+        #expect(run.exitCode == 130)
+        #expect(cancelled.wait(timeout: .now() + 10) == .success)
+        let requests = daemon.requests
+        #expect(requests.map(\.method) == ["ask", "cancel"])
+        #expect(requests.count == 2 && requests[1].params["id"] == requests[0].id)
+    }
+
+    @Test func usageErrorsExitWith2() throws {
+        #expect(try lookaheadctl(["frobnicate"]).exitCode == 2)
+        let run = try lookaheadctl(["ask", "--threads", "3", "q"])
+        #expect(run.exitCode == 2)
+        #expect(run.stderr.contains("--threads needs --local"))
+    }
+
+    @Test func helpDocumentsExitStatusesAndCompletionsWork() throws {
+        let help = try lookaheadctl(["--help"])
+        #expect(help.exitCode == 0)
+        #expect(help.stdout.contains("130  interrupted"))
+        for shell in ["bash", "zsh", "fish"] {
+            let script = try lookaheadctl(["--generate-completion-script", shell])
+            #expect(script.exitCode == 0)
+            #expect(script.stdout.contains("status") && script.stdout.contains("--socket"))
+        }
+    }
+}
+
+struct Outcome {
+    /// nil when a signal ended the process.
+    var exitCode: Int32?
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs the `lookaheadctl` built beside this test bundle; `during` acts while it runs.
+func lookaheadctl(_ arguments: [String], stdin: String = "", environment: [String: String] = [:],
+                  during: (Process) -> Void = { _ in }) throws -> Outcome {
+    let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        .deletingLastPathComponent().appendingPathComponent("lookaheadctl")
+    try #require(FileManager.default.isExecutableFile(atPath: binary.path), "no lookaheadctl at \(binary.path): swift build first")
+
+    let process = Process()
+    process.executableURL = binary
+    process.arguments = arguments
+    var inherited = ProcessInfo.processInfo.environment
+    inherited["LOOKAHEAD_SOCKET"] = nil
+    process.environment = inherited.merging(environment) { $1 }
+    let input = Pipe(), output = Pipe(), errors = Pipe()
+    process.standardInput = input
+    process.standardOutput = output
+    process.standardError = errors
+    let exited = DispatchSemaphore(value: 0)
+    process.terminationHandler = { _ in exited.signal() }
+
+    try process.run()
+    input.fileHandleForWriting.write(Data(stdin.utf8))
+    try input.fileHandleForWriting.close()
+    during(process)
+    // Outputs here are far below a pipe's buffer, so reading after the exit cannot block the child.
+    if exited.wait(timeout: .now() + 60) == .timedOut {
+        process.terminate()
+        exited.wait()
+        Issue.record("lookaheadctl \(arguments) ran over 60 s")
+    }
+    return Outcome(
+        exitCode: process.terminationReason == .exit ? process.terminationStatus : nil,
+        stdout: String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+        stderr: String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+}

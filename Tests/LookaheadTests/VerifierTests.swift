@@ -1,0 +1,88 @@
+import Testing
+import Llama
+import Lookahead
+
+@Suite("Verifiers")
+struct VerifierTests {
+    @Test func exactIgnoresWhitespaceAndCase() {
+        #expect(ExactVerifier.same("So, 3 + 5 = 8.\n\n", "so, 3 + 5 = 8."))
+        #expect(!ExactVerifier.same("3 + 5 = 8", "3 + 5 = 9"))
+    }
+
+    @Test func numericGuardReadsNumbers() {
+        #expect(NumericGuard.numbers(in: "She pays $1,200.50 for 3 items, i.e. 400.17 each.") == [3, 400.17, 1200.5])
+        #expect(NumericGuard.numbers(in: "Step 2. Done.") == [2])
+    }
+
+    /// The two arithmetic errors MiniLM passed here (cosine 0.989 and 0.999), and constructed ones.
+    static let differentNumbers: [(String, String)] = [
+        ("20 + 80 + 160 = 260", "20 + 80 + 160 = 360"),
+        ("8000 × 1.012 = 8096", "8000 × 1.012 = 8160"),
+        ("So she earns 12 * 4 = 48 dollars per week.", "So she earns 12 * 4 = 46 dollars per week."),
+        ("Half of 48 is 24, so May had 24 clips.", "Half of 48 is 25, so May had 25 clips."),
+        ("He has 5 apples left after giving away 3.", "He has 6 apples left after giving away 3."),
+    ]
+    static let paraphrases: [(String, String)] = [
+        ("In May she sold 48 / 2 = 24 clips.", "She sold 48 / 2 = 24 clips in May."),
+        ("Altogether she sold 48 + 24 = 72 clips.", "In total, she sold 48 + 24 = 72 clips."),
+        ("So the total cost is 3 × 4 = 12 dollars.", "So the total cost is 3 × 4 = 12 dollars in all."),
+    ]
+
+    @Test func guardVetoesDifferentNumbersBeforeTheSemanticVerifier() throws {
+        let lenient = FixedVerifier { _ in true }
+        let chain = VerifierChain(semantic: lenient)
+        let verdicts = try chain.verify(Self.differentNumbers.map { StepPair(target: $0.0, draft: $0.1) })
+        #expect(verdicts.allSatisfy { !$0 })
+        #expect(chain.guardVetoes == Self.differentNumbers.count)
+        #expect(lenient.asked.isEmpty)
+    }
+
+    @Test func embeddingChainRejectsWrongNumbersAndAcceptsParaphrases() throws {
+        let model = try Model(path: RealModels.path("embed"))
+        let embedding = try EmbeddingVerifier(model: model, threshold: 0.95, threads: RealModels.threads)
+        // MiniLM alone would pass most arithmetic errors: that is why the guard exists.
+        let raw = try embedding.similarities(Self.differentNumbers.map { StepPair(target: $0.0, draft: $0.1) })
+        #expect(raw.filter { $0 >= 0.95 }.count >= 2)
+        let chain = VerifierChain(semantic: embedding)
+        #expect(try chain.verify(Self.differentNumbers.map { StepPair(target: $0.0, draft: $0.1) }).allSatisfy { !$0 })
+        let accepted = try chain.verify(Self.paraphrases.map { StepPair(target: $0.0, draft: $0.1) })
+        print("paraphrase similarities:", embedding.lastSimilarities)
+        #expect(accepted.allSatisfy { $0 })
+    }
+}
+
+@Suite("Speculative sampling")
+struct SamplingTests {
+    /// Verifying a fixed proposal must leave the target's distribution unchanged.
+    @Test(arguments: [Token(0), 2, 4, 7])
+    func verifyingAProposalPreservesTheDistribution(proposed: Token) {
+        let p = TokenDistribution(tokens: [0, 1, 2, 3, 4], probabilities: [0.4, 0.25, 0.2, 0.1, 0.05])
+        var rng = SeededGenerator(seed: 7)
+        let n = 40_000
+        var counts = [Int](repeating: 0, count: 8)
+        for _ in 0..<n { counts[Int(p.verify(proposed: proposed, using: &rng).token)] += 1 }
+        let tv = zip(p.tokens, p.probabilities).reduce(0.0) { $0 + abs(Double(counts[Int($1.0)]) / Double(n) - Double($1.1)) } / 2
+        #expect(tv < 0.01)
+        #expect(counts[5...].allSatisfy { $0 == 0 })
+    }
+
+    @Test func topPKeepsTheSmallestNucleus() {
+        let logits: [Float] = [3, 2, 1, 0, -1]
+        let d = logits.withUnsafeBufferPointer { TokenDistribution(logits: $0, params: .init(temperature: 1, topK: 0, topP: 0.8)) }
+        #expect(d.tokens == [0, 1])
+        #expect(abs(d.probabilities.reduce(0, +) - 1) < 1e-5)
+    }
+}
+
+@Suite("Speed-up model")
+struct SpeedupModelTests {
+    /// The reference's illustrative figures for α = 0.5, c = 0.1, async, k = 1 … 10.
+    @Test func asyncCurveMatchesThePaper() {
+        let expected = [1.00, 1.46, 1.67, 1.75, 1.79, 1.81, 1.81, 1.82, 1.82, 1.82]
+        for (k, e) in expected.enumerated() {
+            #expect(abs(SpeedupModel.asyncSpeedup(alpha: 0.5, c: 0.1, gamma: k + 1) - e) < 0.011, "k = \(k + 1)")
+        }
+        #expect(SpeedupModel.gammaCap(c: 0.1) == 10)
+        #expect(abs(SpeedupModel.tokenSpeedup(alpha: 0.7, c: 0.05, gamma: 6) - 2.35) < 0.02)
+    }
+}
