@@ -62,7 +62,8 @@ struct Ask: ParsableCommand {
     @Flag(help: "Stream steps as they are committed (default unless --json).") var stream = false
     @Option(help: "Engine threads (--local only, default 2).") var threads: Int?
     @Option(name: .customLong("models"),
-            help: "Directory with target.gguf, draft.gguf, embed.gguf (--local only, default \(EngineConfig.defaultModelDirectory)).")
+            help: "Directory with target.gguf, draft.gguf, embed.gguf (--local only, default \(EngineConfig.defaultModelDirectory)).",
+            completion: .directory)
     var modelDirectory: String?
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "The question; read from standard input when absent.") var prompt: String?
@@ -79,7 +80,7 @@ struct Ask: ParsableCommand {
     }
 
     private func question() throws -> String {
-        let question = try prompt ?? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        let question = prompt ?? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
         guard !question.trimmingWhitespace.isEmpty else { throw ValidationError("the prompt is empty") }
         return question
     }
@@ -96,9 +97,10 @@ struct Ask: ParsableCommand {
                 guard event.event == "step", let text = event.data["text"]?.stringValue else { return }
                 steps.print(text, thinking: event.data["phase"]?.stringValue == "thinking")
             }
-        } catch .rejected(let error) where error.code == .cancelled && interruption.happened {
+        } catch {
             // Our own cancel's answer raced the interrupt thread's exit: the status is still 130.
-            throw ExitCode(ExitStatus.interrupted.rawValue)
+            if error.code == .cancelled && interruption.happened { throw ExitCode(ExitStatus.interrupted.rawValue) }
+            throw error
         }
         report(result)
     }

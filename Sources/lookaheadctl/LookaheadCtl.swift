@@ -24,7 +24,7 @@ struct LookaheadCtl: ParsableCommand {
 struct ConnectionOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
         "lookaheadd's socket (default: $LOOKAHEAD_SOCKET, else \(SocketPath.system) if it exists, else lookaheadd/lookaheadd.sock under $XDG_RUNTIME_DIR or ~/.cache).",
-        valueName: "path"))
+        valueName: "path"), completion: .file())
     var socket: String?
 
     func connect() throws(ClientError) -> Client {

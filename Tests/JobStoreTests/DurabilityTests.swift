@@ -158,14 +158,30 @@ private func expectEachLineOnce(_ results: [LineResult]) {
         defer { dir.remove() }
         chmod(dir.path, 0o755)
         do { _ = try JobStore(directory: dir.path) }
-        chmod(dir.path + "/jobs.lock", 0o666)
-        chmod(dir.path + "/jobs.sqlite3", 0o644)
+        // Our own files, but the database only readable: SQLite would quietly open it read-only.
+        if geteuid() == 0 {
+            chown(dir.path + "/jobs.lock", 65534, 65534)
+            chown(dir.path + "/jobs.sqlite3", 65534, 65534)
+        }
+        chmod(dir.path + "/jobs.sqlite3", 0o400)
         let error = asNobody { thrown { () throws(JobStoreError) in try JobStore(directory: dir.path) } }
         guard case .readOnly(let path, _)? = error else {
             Issue.record("expected readOnly, got \(String(describing: error))")
             return
         }
         #expect(path == dir.path + "/jobs.sqlite3")
+    }
+
+    @Test(.enabled(if: geteuid() == 0, "another owner needs root to set up"))
+    func aWideFileWeCannotNarrowIsRefused() throws {
+        let dir = TempDir()
+        defer { dir.remove() }
+        chmod(dir.path, 0o755)
+        do { _ = try JobStore(directory: dir.path) }
+        if geteuid() == 0 { chown(dir.path + "/jobs.lock", 65534, 65534) }
+        chmod(dir.path + "/jobs.sqlite3", 0o644)
+        let error = asNobody { thrown { () throws(JobStoreError) in try JobStore(directory: dir.path) } }
+        #expect(error == .cannotOpen(path: dir.path + "/jobs.sqlite3", detail: "cannot chmod 0600: Operation not permitted"))
     }
 
     /// SQLite's own read-only refusal (as from a filesystem remounted read-only under a running

@@ -127,8 +127,8 @@ func staleSocket() throws -> (path: String, remove: () -> Void) {
 /// Short and under /tmp: a socket path has at most 107 bytes, and $TMPDIR may be long.
 func makeTemporaryDirectory() throws -> String {
     var template = Array("/tmp/lookaheadctl-test-XXXXXX".utf8CString)
-    guard mkdtemp(&template) != nil else { throw POSIXFailure("mkdtemp") }
-    return String(cString: template)
+    guard let directory = mkdtemp(&template) else { throw POSIXFailure("mkdtemp") }
+    return String(cString: directory)
 }
 
 private func boundSocket(at path: String) throws -> Int32 {
