@@ -14,7 +14,11 @@ export LOOKAHEAD_MODELS ?= $(CACHE)/models
 export OMP_WAIT_POLICY ?= passive
 
 BIN = $(shell swift build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path 2>/dev/null)
-QUESTION ?= Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?
+QUESTION ?= Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May? Please reason step by step, and put your final answer within \\boxed{}.
+PREFIX       ?= /usr/local
+DESTDIR      ?=
+UNITDIR      ?= /etc/systemd/system
+RELEASE_BIN   = .build/release
 
 .PHONY: all deps models build test run install clean
 all: build
@@ -34,7 +38,27 @@ test: deps models
 	swift test --skip-build --no-parallel $(SWIFT_FLAGS)
 
 run: build models
-	$(BIN)/lookaheadctl ask --local --stream "$(QUESTION)"
+	@scripts/run-demo.sh "$(BIN)" "$(QUESTION)"
+
+# Installs the daemon, the client, the llama.cpp libraries they load, the units, the config (kept
+# if present), the service user and the cached models. Binaries carry the Swift runtime statically
+# and find libllama through $ORIGIN, so nothing points back into this checkout or the build cache.
+install: deps
+	swift build -c release --static-swift-stdlib -Xlinker -rpath -Xlinker '$$ORIGIN/../lib/lookaheadd'
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lookaheadd $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)/etc/lookaheadd $(DESTDIR)/usr/lib/sysusers.d
+	install -m 755 $(RELEASE_BIN)/lookaheadd $(RELEASE_BIN)/lookaheadctl $(DESTDIR)$(PREFIX)/bin/
+	cp -a $(LLAMA_PREFIX)/lib/*.so* $(DESTDIR)$(PREFIX)/lib/lookaheadd/
+	sed 's|/usr/local/bin/lookaheadd|$(PREFIX)/bin/lookaheadd|' systemd/lookaheadd.service > $(DESTDIR)$(UNITDIR)/lookaheadd.service
+	install -m 644 systemd/lookaheadd.socket $(DESTDIR)$(UNITDIR)/
+	install -m 644 systemd/lookaheadd.sysusers $(DESTDIR)/usr/lib/sysusers.d/lookaheadd.conf
+	[ -e $(DESTDIR)/etc/lookaheadd/lookaheadd.conf ] || install -m 644 etc/lookaheadd.conf $(DESTDIR)/etc/lookaheadd/
+	install -d -m 700 $(DESTDIR)/var/cache/lookaheadd/models
+	for m in target draft embed; do \
+	  [ -f $(LOOKAHEAD_MODELS)/$$m.gguf ] && install -m 644 $(LOOKAHEAD_MODELS)/$$m.gguf $(DESTDIR)/var/cache/lookaheadd/models/ || true; done
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then systemd-sysusers; \
+	  chown -R lookaheadd:lookaheadd /var/cache/lookaheadd; fi
+	@echo "installed; enable with: systemctl daemon-reload && systemctl enable --now lookaheadd.socket lookaheadd.service"
 
 clean:
 	rm -rf .build

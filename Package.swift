@@ -26,10 +26,11 @@ let package = Package(
         .target(name: "DaemonConfig", dependencies: ["Lookahead", "StepBatcher"]),
         .target(name: "LookaheadProtocol", dependencies: ["CJSONC", .product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "JobStore", dependencies: ["CSQLite", "LookaheadProtocol"]),
+        .target(name: "LookaheadBench", dependencies: ["Lookahead", "StepBatcher", "LookaheadProtocol"]),
         .target(
             name: "LookaheadDaemon",
             dependencies: [
-                "Llama", "Lookahead", "StepBatcher", "LookaheadProtocol", "DaemonConfig", "SystemdSupport",
+                "Llama", "Lookahead", "StepBatcher", "LookaheadProtocol", "DaemonConfig", "SystemdSupport", "JobStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -44,14 +45,21 @@ let package = Package(
         .executableTarget(
             name: "lookaheadctl",
             dependencies: [
-                "Llama", "Lookahead", "StepBatcher", "LookaheadProtocol",
+                "Llama", "Lookahead", "StepBatcher", "LookaheadProtocol", "LookaheadBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "LlamaTests", dependencies: ["Llama"]),
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: ["LookaheadProtocol", "Lookahead", "StepBatcher", "lookaheadd"]
+        ),
         .testTarget(name: "SystemdSupportTests", dependencies: ["SystemdSupport"]),
         .testTarget(name: "LookaheadTests", dependencies: ["Lookahead", "StepBatcher", "Llama"]),
+        .testTarget(name: "LookaheadBenchTests", dependencies: ["LookaheadBench", "Lookahead", "LookaheadProtocol"]),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "LookaheadProtocol"]),
+        // Batch jobs end to end: the built lookaheadd and lookaheadctl, on real models.
+        .testTarget(name: "DaemonJobsTests", dependencies: ["LookaheadProtocol", "LookaheadDaemon", "lookaheadd", "lookaheadctl"]),
         .testTarget(name: "DaemonConfigTests", dependencies: ["DaemonConfig"]),
         // lookaheadctl: its tests run the built binary against a fake daemon.
         .testTarget(name: "LookaheadClientTests", dependencies: ["LookaheadProtocol", "Lookahead", "lookaheadctl"]),

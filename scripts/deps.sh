@@ -9,7 +9,10 @@ PREFIX=$(llama_prefix "$FLAVOUR")
 STAMP="$PREFIX/.complete"
 if [ -f "$STAMP" ]; then say "llama.cpp ($FLAVOUR) cached at $PREFIX"; exit 0; fi
 
-need cmake cmake; need ninja ninja-build; need cc gcc; need c++ g++; need pip python3-pip
+# pip only fetches the sdist (fetch_sdist checks for it): a machine handed the sdist needs none.
+need cmake cmake; need cc gcc; need c++ g++
+# Ninja when there is one; make otherwise (a bare GPU box may have only build-essential).
+if command -v ninja >/dev/null 2>&1; then GENERATOR=Ninja; else GENERATOR="Unix Makefiles"; fi
 
 SRC="$CACHE_ROOT/src-$LLAMA_PY_VERSION"
 unpack_sdist "$SRC"
@@ -39,7 +42,7 @@ fi
 BUILD="$CACHE_ROOT/build-$LLAMA_CPP_COMMIT-$LLAMA_BUILD_REV-$FLAVOUR"
 # BUILD_WITH_INSTALL_RPATH: the libraries and tools find each other through $ORIGIN wherever they are copied.
 say "configuring llama.cpp $LLAMA_CPP_COMMIT ($FLAVOUR) in $BUILD"
-cmake -S "$LLAMA_SRC" -B "$BUILD" -G Ninja \
+cmake -S "$LLAMA_SRC" -B "$BUILD" -G "$GENERATOR" \
   -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DGGML_NATIVE=OFF \
   -DCMAKE_INSTALL_PREFIX="$PREFIX" -DCMAKE_INSTALL_LIBDIR=lib \
   -DCMAKE_INSTALL_RPATH='$ORIGIN:$ORIGIN/../lib' -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON \

@@ -67,6 +67,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     // Batch drain and shutdown
     /// nil: batch jobs run whenever interactive work leaves room.
     public var drainWindow: DrainWindow?
+    /// Largest batch input `jobs.submit` takes, in bytes (its `content`, or the file at its `path`).
+    public var maxJobBytes = 64 << 20
     public var shutdownGraceSeconds = 20.0
 
     public var logLevel: LogLevel = .info

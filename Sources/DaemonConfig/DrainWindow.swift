@@ -30,7 +30,8 @@ public struct DrainWindow: Sendable, Equatable, CustomStringConvertible {
         self.init(fromMinutes: from, toMinutes: to)
     }
 
-    private static func minutes(_ text: Substring) -> Int? {
+    /// Minutes since midnight of an `HH:MM` time (hours 00-23, minutes 00-59); nil when malformed.
+    public static func minutes(_ text: Substring) -> Int? {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 2, (1...2).contains(parts[0].count), parts[1].count == 2,
               parts.allSatisfy({ $0.allSatisfy(\.isASCIIDigit) }),
@@ -39,7 +40,8 @@ public struct DrainWindow: Sendable, Equatable, CustomStringConvertible {
         return hours * 60 + minutes
     }
 
-    private static func clock(_ minutes: Int) -> String {
+    /// `HH:MM` of minutes since midnight.
+    public static func clock(_ minutes: Int) -> String {
         func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
         return two(minutes / 60) + ":" + two(minutes % 60)
     }

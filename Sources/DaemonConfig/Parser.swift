@@ -279,6 +279,7 @@ extension DaemonConfiguration {
         Setting("drain_window") { c, v throws(Invalid) in
             c.drainWindow = v.text.isEmpty ? nil : try DrainWindow(parsing: v.text)
         },
+        Setting("max_job_bytes") { c, v throws(Invalid) in c.maxJobBytes = try v.integer(1024...(1 << 30)) },
         Setting("shutdown_grace_seconds") { c, v throws(Invalid) in
             guard let x = Double(v.text), x.isFinite, x >= 0 else { throw Invalid("must be a number of seconds ≥ 0, got '\(v.text)'") }
             c.shutdownGraceSeconds = x

@@ -24,10 +24,14 @@ public struct ValidatedLine: Sendable, Hashable {
     public let customID: String
     /// The `ask` parameters: the line without `custom_id`, nulls dropped, integral numbers as integers.
     public let request: JSONObject
+    /// 1-based line of the input it came from (blank lines count), for errors the daemon finds
+    /// in a request after this validation, such as a prompt too long for the model.
+    public let line: Int
 
-    init(customID: String, request: JSONObject) {
+    init(customID: String, request: JSONObject, line: Int) {
         self.customID = customID
         self.request = request
+        self.line = line
     }
 }
 
@@ -122,7 +126,7 @@ public enum JobInput {
                 request[key] = try apply(rule, to: field, key, line: line)
             }
             firstLine[customID] = line
-            lines.append(ValidatedLine(customID: customID, request: request))
+            lines.append(ValidatedLine(customID: customID, request: request, line: line))
         }
 
         func finish() throws(JobInputError) -> [ValidatedLine] {

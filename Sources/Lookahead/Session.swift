@@ -155,9 +155,10 @@ public final class LookaheadSession {
             }
         }
         chain.append(candidates)
-        // Past a cut, an end of text or `</think>`, further drafts could never be accepted.
+        // Past a cut (unless the rules make cuts boundaries), an end of text or `</think>`, further
+        // drafts could never be accepted.
         let a = candidates[0].step
-        if a.end != .delimiter || candidates[0].branch == nil { chainClosed = true }
+        if !config.rules.isBoundary(a.end) || candidates[0].branch == nil { chainClosed = true }
         // Every track drafts the next position from candidate A's prefix.
         let next = draftTracks[0].text
         if let draft {
@@ -226,6 +227,10 @@ public final class LookaheadSession {
                 stats.targetTokens += 1
                 if tookProposal { accepted += 1 }
                 if branch.step.append(token, rules: config.rules, text: target.text) || !tookProposal { break }
+            }
+            // The root never writes past the request's budget: what it would add is cut at commit.
+            if branch === root, committed.count - promptCount + branch.step.tokens.count >= config.maxTokens {
+                branch.step.cut()
             }
             if let proposer = branch.track.proposer {
                 stats.proposed[proposer, default: 0] += proposals.count
@@ -301,10 +306,11 @@ public final class LookaheadSession {
             let targetBranch = j == 0 ? root : chain[j - 1][0].branch
             guard let targetBranch, targetBranch.step.isDone else { continue }
             let targetStep = targetBranch.step.step
-            let prefixAtBoundary = j == 0 ? lastCommittedEnd == .delimiter : chain[j - 1][0].step.end == .delimiter
+            let prefixAtBoundary = config.rules.isBoundary(j == 0 ? lastCommittedEnd : chain[j - 1][0].step.end)
             for c in chain[j].indices where chain[j][c].verdict == nil {
                 let draftStep = chain[j][c].step
-                if !prefixAtBoundary || targetStep.end == .cap || draftStep.end != targetStep.end {
+                if !prefixAtBoundary || (targetStep.end == .cap && !config.rules.capIsBoundary)
+                    || draftStep.end != targetStep.end {
                     chain[j][c].verdict = false
                     continue
                 }

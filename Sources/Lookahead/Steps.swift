@@ -5,12 +5,18 @@ public struct StepRules: Sendable, Equatable {
     public var delimiter: String = "\n\n"
     public var maxTokens: Int = 100
     public var thinkEnd: String = "</think>"
+    /// Steps cut by the cap count as clean boundaries, verified like blank-line steps. For synthetic
+    /// (random-weight) models, which never write a blank line: their steps are cut by length alone.
+    public var capIsBoundary = false
 
     public init(delimiter: String = "\n\n", maxTokens: Int = 100, thinkEnd: String = "</think>") {
         self.delimiter = delimiter
         self.maxTokens = maxTokens
         self.thinkEnd = thinkEnd
     }
+
+    /// Whether the text after a step so ended is aligned for both models, so the next pair can match.
+    public func isBoundary(_ end: StepEnd) -> Bool { end == .delimiter || (capIsBoundary && end == .cap) }
 }
 
 /// Why a step ended. Two steps can only be the same step if they ended the same way.
@@ -51,6 +57,9 @@ struct StepBuilder: Sendable {
         }
         return end != nil
     }
+
+    /// Ends the step where it stands: the request's token budget runs out inside it.
+    mutating func cut() { if end == nil { end = .cap } }
 
     var step: Step { Step(tokens: tokens, text: String(decoding: bytes, as: UTF8.self), end: end ?? .cap) }
 }

@@ -172,6 +172,33 @@ extension String {
     }
 }
 
+/// The paper's random-acceptance ablation: accepts each pair with a fixed probability from a seeded
+/// stream, whatever the texts say. Benchmarks on synthetic (random-weight) models use it to set α,
+/// so the measured speed-up can be read against the model's curve at a known acceptance.
+public final class RandomVerifier: StepVerifier {
+    public let name = "random"
+    public let acceptance: Double
+    private var generator: SeededGenerator
+
+    public init(acceptance: Double, seed: UInt64 = 0) {
+        precondition((0...1).contains(acceptance), "acceptance must be in 0...1")
+        self.acceptance = acceptance
+        generator = SeededGenerator(seed: seed)
+    }
+
+    /// `random:P` (0 ≤ P ≤ 1), the verifier's configuration name; nil for anything else.
+    public convenience init?(spec: String) {
+        guard spec.hasPrefix("random:"), let p = Double(spec.dropFirst("random:".count)), (0...1).contains(p) else {
+            return nil
+        }
+        self.init(acceptance: p)
+    }
+
+    public func verify(_ pairs: [StepPair]) -> [Bool] {
+        pairs.map { _ in Double(generator.next() >> 11) / Double(1 << 53) < acceptance }
+    }
+}
+
 /// Counts for one verifier stage.
 public struct VerifierCounts: Sendable, Equatable {
     public var calls = 0

@@ -14,8 +14,16 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     /// Requests in flight on this connection, by id, with their batcher ticket once submitted.
     private var inFlight: [JSONValue: Ticket] = [:]
+    /// The peer's uid (SO_PEERCRED), read once the connection is up; jobs belong to it.
+    private var peerUID: UInt32?
 
     init(service: Service) { self.service = service }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let me = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.channel.peerCredentials().whenSuccess { me.value.peerUID = $0?.uid }
+        context.fireChannelActive()
+    }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
@@ -70,6 +78,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         case "version":
             try p.rejectUnknown(allowed: [])
             reply(request, service.version())
+        case _ where request.method.hasPrefix("jobs."):
+            try jobs(request)
         default:
             throw ProtocolError(.unknownMethod, "unknown method '\(request.method)'", field: "method")
         }
@@ -96,6 +106,28 @@ final class ConnectionHandler: ChannelInboundHandler {
         } catch {
             inFlight[id] = nil
             throw ProtocolError(error: error, field: "prompt")
+        }
+    }
+
+    /// `jobs.*` (JobMethods.swift): the job runner answers from its own queue; the answer hops
+    /// back onto this loop. The id stays in flight until then (ticket 0: nothing to cancel).
+    private func jobs(_ request: Request) throws(ProtocolError) {
+        guard let loop = context?.eventLoop else { return }
+        let me = NIOLoopBound(self, eventLoop: loop)
+        try JobMethods.call(request.method, request.params, peer: peerUID, runner: service.jobs) { outcome in
+            loop.execute { me.value.finishJob(request, outcome) }
+        }
+        inFlight[request.id] = 0
+    }
+
+    private func finishJob(_ request: Request, _ outcome: Result<JSONValue, ProtocolError>) {
+        guard inFlight.removeValue(forKey: request.id) != nil else { return }
+        switch outcome {
+        case .success(let result):
+            reply(request, result)
+        case .failure(let error):
+            service.count(method: request.method, outcome: error.code.rawValue)
+            send(ErrorReply(id: request.id, error: error).json)
         }
     }
 

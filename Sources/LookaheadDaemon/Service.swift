@@ -15,6 +15,8 @@ public let protocolVersion = 1
 public final class Service: Sendable {
     public let config: DaemonConfiguration
     public let batcher: Batcher
+    /// Batch jobs (JobRunner.swift); `startJobs()` sets them draining.
+    public let jobs: JobRunner
     let models: JSONValue
     let defaults: SessionConfig
     let defaultVerifier: String
@@ -24,9 +26,10 @@ public final class Service: Sendable {
     private let tokenizer: @Sendable (String) throws -> [Token]
     private let counters = Counters()
 
-    public init(config: DaemonConfiguration, engines: Engines, batcher: Batcher) {
+    public init(config: DaemonConfiguration, engines: Engines, batcher: Batcher, jobs: JobRunner) {
         self.config = config
         self.batcher = batcher
+        self.jobs = jobs
         defaults = config.sessionDefaults()
         defaultVerifier = engines.config.verifier
         availableVerifiers = Set(engines.verifiers.keys)
@@ -121,6 +124,7 @@ public final class Service: Sendable {
     public func status() -> JSONValue {
         let s = batcher.status
         let tps = s.busySeconds > 0 ? Double(s.generatedTokens) / s.busySeconds : 0
+        let batch = jobs.statusFields()
         return .object([
             "state": .string(s.stopping ? "stopping" : "ready"),
             "version": .string(daemonVersion),
@@ -138,6 +142,7 @@ public final class Service: Sendable {
             "requests": .object(["finished": JSONValue(s.finished), "cancelled": JSONValue(s.cancelled),
                                  "failed": JSONValue(s.failed)]),
             "tokens_per_second": .double(tps),
+            "jobs": batch.jobs, "drain_window": batch.drainWindow,
         ])
     }
 

@@ -43,7 +43,7 @@ public enum SocketPath {
     private static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
     /// What `HOME` would have said: services and `env -i` may run without it.
-    private static func homeOfUser() -> String {
+    package static func homeOfUser() -> String {
         guard let entry = getpwuid(geteuid()), let home = entry.pointee.pw_dir else { return "/" }
         return String(cString: home)
     }

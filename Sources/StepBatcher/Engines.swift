@@ -10,7 +10,7 @@ public struct EngineConfig: Sendable, Equatable {
     public var targetPath: String
     public var draftPath: String
     public var embedPath: String
-    /// "exact", "embedding" or "judge".
+    /// "exact", "embedding", "judge", or "random:P" (accepts with probability P: synthetic benchmarks).
     public var verifier: String = "embedding"
     /// Judge weights: "draft", "target" or a GGUF path.
     public var judgeModel: String = "draft"
@@ -23,8 +23,11 @@ public struct EngineConfig: Sendable, Equatable {
     /// Sequence ids per context: sessions × (1 + γ·W) must fit.
     public var sequences: Int = 32
 
+    /// `LOOKAHEAD_MODELS`, else systemd's `CACHE_DIRECTORY` (the service's CacheDirectory=), else
+    /// the per-user cache that `make models` fills.
     public static var defaultModelDirectory: String {
         if let dir = getenv("LOOKAHEAD_MODELS") { return String(cString: dir) }
+        if let dir = getenv("CACHE_DIRECTORY") { return String(cString: dir) + "/models" }
         let cache = getenv("XDG_CACHE_HOME").map { String(cString: $0) }
             ?? (getenv("HOME").map { String(cString: $0) + "/.cache" } ?? "/var/cache")
         return cache + "/lookaheadd/models"
@@ -76,8 +79,15 @@ public final class Engines {
                 numericGuard: config.numericGuard)
         case "judge":
             chains["judge"] = try Engines.makeJudge(config, target: targetModel, draft: draftModel)
+        case let spec where spec.hasPrefix("random:"):
+            guard let random = RandomVerifier(spec: spec) else {
+                throw EngineError.badConfig(key: "verifier", reason: "'\(spec)': random:P needs 0 ≤ P ≤ 1")
+            }
+            // No numeric guard: its vetoes would pin α below P. Only identical texts skip the draw.
+            chains[spec] = VerifierChain(semantic: random, numericGuard: false)
         default:
-            throw EngineError.badConfig(key: "verifier", reason: "'\(config.verifier)' is not exact, embedding or judge")
+            throw EngineError.badConfig(
+                key: "verifier", reason: "'\(config.verifier)' is not exact, embedding, judge or random:P")
         }
         verifiers = chains
         embedModel = embed

@@ -20,17 +20,25 @@ public struct PeerCredentials: Sendable, Equatable {
         var cred = UCred()
         var length = socklen_t(MemoryLayout<UCred>.size)
         guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) == 0,
-              length == MemoryLayout<UCred>.size,
-              // pid 0: the kernel recorded no peer (an unconnected socket).
-              cred.pid > 0
+              length == MemoryLayout<UCred>.size
         else { return nil }
+        self.init(cred)
+    }
+
+    /// What `getsockopt(SO_PEERCRED)` filled in; nil when the kernel recorded no peer (pid 0: an
+    /// unconnected socket).
+    public init?(_ cred: UCred) {
+        guard cred.pid > 0 else { return nil }
         self.init(pid: cred.pid, uid: cred.uid, gid: cred.gid)
     }
 }
 
 /// `struct ucred` from <sys/socket.h>, which Glibc's Swift module leaves out (it needs _GNU_SOURCE).
-private struct UCred {
-    var pid: Int32 = 0
-    var uid: UInt32 = 0
-    var gid: UInt32 = 0
+/// Public for getsockopt wrappers that allocate the buffer themselves from its layout (SwiftNIO's
+/// `unsafeGetSocketOption`, on a channel whose descriptor is not exposed).
+public struct UCred: Sendable {
+    public var pid: Int32 = 0
+    public var uid: UInt32 = 0
+    public var gid: UInt32 = 0
+    public init() {}
 }

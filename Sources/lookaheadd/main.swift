@@ -64,15 +64,20 @@ struct LookaheadD: ParsableCommand {
             batcher.heartbeatInterval = Double(interval.components.seconds) + Double(interval.components.attoseconds) * 1e-18
             batcher.heartbeat = { Notifier.watchdog() }
         }
-        let service = Service(config: settings, engines: engines, batcher: batcher)
+        let environment = processEnvironment()
+        let jobs = JobRunner(
+            directory: StateDirectory.resolve(configured: settings.stateDirectory, environment: environment),
+            batcher: batcher, config: settings, clock: try JobClock(environment: environment), log: log)
+        let service = Service(config: settings, engines: engines, batcher: batcher, jobs: jobs)
         batcher.start()
+        service.startJobs()
 
         let listener: Listener
         let activated = try SocketActivation.listenFileDescriptors()
         if let fd = activated.first {
             listener = .activated(fd: fd)
         } else {
-            let path = settings.socket.isEmpty ? SocketPath.daemonDefault(environment: processEnvironment()) : settings.socket
+            let path = settings.socket.isEmpty ? SocketPath.daemonDefault(environment: environment) : settings.socket
             listener = .path(path, mode: settings.socketMode)
         }
         let server = try Server(service: service, listener: listener, maxFrameBytes: settings.maxFrameBytes)
@@ -101,7 +106,9 @@ struct LookaheadD: ParsableCommand {
         Notifier.stopping()
         log.notice("stopping", ["GRACE_SECONDS": String(format1(settings.shutdownGraceSeconds))])
         server.stopAccepting()
+        jobs.stopFeeding()
         batcher.shutdown(grace: settings.shutdownGraceSeconds)
+        jobs.close()
         server.shutdown()
         log.info("stopped")
         _ = sources

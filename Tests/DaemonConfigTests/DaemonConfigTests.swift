@@ -118,6 +118,8 @@ private func defaults(_ change: (inout DaemonConfiguration) -> Void) -> DaemonCo
         Case(key: "drain_window", good: "22:00-07:00",
              expected: { $0.drainWindow = DrainWindow(fromMinutes: 22 * 60, toMinutes: 7 * 60) },
              bad: "22:00-24:00", reason: "'22:00-24:00' is not HH:MM-HH:MM"),
+        Case(key: "max_job_bytes", good: "1024", expected: { $0.maxJobBytes = 1024 },
+             bad: "1023", reason: "must be 1024...1073741824, got 1023"),
         Case(key: "shutdown_grace_seconds", good: "2.5", expected: { $0.shutdownGraceSeconds = 2.5 },
              bad: "-1", reason: "must be a number of seconds ≥ 0, got '-1'"),
         Case(key: "log_level", good: "debug", expected: { $0.logLevel = .debug },

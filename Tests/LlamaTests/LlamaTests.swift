@@ -54,6 +54,42 @@ struct LlamaTests {
         for s in 0..<4 { #expect(together[s] == alone[s], "sequence \(s) diverged in the batch") }
     }
 
+    /// Tokens fed in chunks of any size give bit-identical logits to feeding them one at a time:
+    /// ggml-cpu's reference paths (GGML_CPU_USE_REF, set by LlamaBackend) keep every row's arithmetic
+    /// independent of its batch, so a branch's prefill computes what plain decoding would have.
+    @Test(arguments: [2, 5, 21])
+    func chunkedPrefillMatchesSingleTokenDecode(chunk: Int) throws {
+        let model = Models.target
+        let p = try model.vocab.tokenize(prompt, addSpecial: true)
+        let ctx = try Context(model: model, params: ContextParams(contextLength: 512, batchSize: 256, sequences: 2, threads: Models.threads))
+        let batch = Batch(capacity: 256)
+        for (i, t) in p.enumerated() { try batch.add(t, position: Int32(i), sequence: 0, logits: i == p.count - 1) }
+        try ctx.decode(batch)
+        var next = TokenDistribution(logits: try ctx.logits(at: p.count - 1), params: .greedy).mostLikely
+        var continuation: [Token] = []
+        var single: [Float] = []
+        for k in 0..<21 {
+            continuation.append(next)
+            batch.clear()
+            try batch.add(next, position: Int32(p.count + k), sequence: 0, logits: true)
+            try ctx.decode(batch)
+            single = Array(try ctx.logits(at: 0))
+            next = TokenDistribution(logits: try ctx.logits(at: 0), params: .greedy).mostLikely
+        }
+        ctx.copySequence(0, to: 1, positions: 0..<Int32(p.count))
+        var chunked: [Float] = []
+        for start in stride(from: 0, to: continuation.count, by: chunk) {
+            let end = min(continuation.count, start + chunk)
+            batch.clear()
+            for k in start..<end {
+                try batch.add(continuation[k], position: Int32(p.count + k), sequence: 1, logits: k == continuation.count - 1)
+            }
+            try ctx.decode(batch)
+            if end == continuation.count { chunked = Array(try ctx.logits(at: end - start - 1)) }
+        }
+        #expect(chunked == single)
+    }
+
     @Test func branchingLeavesTheOriginalUntouched() throws {
         let model = Models.draft
         let p = try model.vocab.tokenize(prompt, addSpecial: true)

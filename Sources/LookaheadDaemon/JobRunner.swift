@@ -1,0 +1,482 @@
+import DaemonConfig
+import Dispatch
+import JobStore
+import Llama
+import Lookahead
+import LookaheadProtocol
+import StepBatcher
+import Synchronization
+import SystemdSupport
+
+/// A job line's `ask`, checked and tokenised as an `ask` with the same params would be.
+struct PreparedAsk: Sendable {
+    var prompt: [Token]
+    var config: SessionConfig
+    var verifier: String
+}
+
+/// Batch jobs: owns the JobStore and drains its lines into the batcher at `.batch` priority, at
+/// most `max_batch_sessions` at a time, and only inside the drain window unless a job says `now`.
+///
+/// Every store call runs on one serial queue (never on a NIO event loop or a Swift concurrency
+/// thread: SQLite commits block on fsync). Callers get their answer through a callback from that
+/// queue. A line's result is committed before anything reports it: clients only ever learn of
+/// results by reading the store.
+public final class JobRunner: @unchecked Sendable {
+    public typealias Reply = @Sendable (Result<JSONValue, ProtocolError>) -> Void
+    typealias Prepare = @Sendable (JSONObject) throws(ProtocolError) -> PreparedAsk
+
+    public let directory: String
+    let window: DrainWindow?
+    let clock: JobClock
+    let maxInputBytes: Int
+    private let batcher: Batcher
+    private let maxInFlight: Int
+    /// A results page stays under half a frame, so the reply always fits.
+    private let pageBytes: Int
+    private let log: Journal
+    private let queue = DispatchQueue(label: "lookaheadd.jobs")
+    /// Reading and validating inputs (up to max_job_bytes) happens beside the store, not on its queue.
+    private let inputQueue = DispatchQueue(label: "lookaheadd.jobs.input")
+    private let prepare = Mutex<Prepare?>(nil)
+    /// What `status` shows, refreshed on `queue`, read from any thread without waiting for it.
+    private let shown = Mutex(Shown())
+
+    // `queue` only.
+    private var store: JobStore?
+    private var flights: [LineKey: Flight] = [:]
+    private var meter = Throughput()
+    private var feeding = false
+    private var timer: (any DispatchSourceTimer)?
+    /// The last store failure logged, so a failing disk is logged once, not every second.
+    private var lastFailure: String?
+
+    public init(directory: String, batcher: Batcher, config: DaemonConfiguration, clock: JobClock, log: Journal) {
+        self.directory = directory
+        self.batcher = batcher
+        self.clock = clock
+        self.log = log
+        window = config.drainWindow
+        maxInFlight = config.maxBatchSessions
+        maxInputBytes = config.maxJobBytes
+        pageBytes = config.maxFrameBytes / 2
+    }
+
+    /// Opens the store (re-queueing the lines a crash left in flight) and starts draining. A store
+    /// that cannot be opened is logged, not fatal: `ask` still works, `jobs.*` answer `internal`
+    /// naming the path, and every later use tries again.
+    func start(prepare: @escaping Prepare) {
+        self.prepare.withLock { $0 = prepare }
+        queue.sync {
+            feeding = true
+            let timer = DispatchSource.makeTimerSource(queue: queue)
+            // The window opens and deadlines pass without anyone calling.
+            timer.schedule(deadline: .now() + 1, repeating: 1)
+            timer.setEventHandler { [unowned self] in pump() }
+            timer.resume()
+            self.timer = timer
+            pump()
+        }
+    }
+
+    /// SIGTERM: no new lines start; those in flight run on until the batcher's shutdown ends them.
+    public func stopFeeding() {
+        queue.sync {
+            feeding = false
+            timer?.cancel()
+            timer = nil
+        }
+    }
+
+    /// Call after the batcher has stopped: every line it ended has been settled by then (its
+    /// update reached `queue` first). What could not be saved goes back to the queue if it can;
+    /// `recoverInFlight` at the next start covers the rest.
+    public func close() {
+        queue.sync {
+            for (key, flight) in flights { settle(key, flight.unsaved ?? .released) }
+            store = nil
+        }
+    }
+
+    // MARK: - Methods (answered on `queue`)
+
+    func submit(owner: UInt32, source: JobSource, runNow: Bool, deadline: Double?, reply: @escaping Reply) {
+        inputQueue.async { [self] in
+            let lines: [ValidatedLine]
+            do throws(ProtocolError) {
+                lines = try validate(source.read(owner: owner, maxBytes: maxInputBytes), source: source)
+            } catch {
+                return reply(.failure(error))
+            }
+            queue.async { [self] in
+                reply(Result { () throws(ProtocolError) in
+                    let now = clock.now()
+                    if let deadline, deadline <= now {
+                        throw ProtocolError(.invalidParams, "deadline \(deadline) is not in the future (now \(now))", field: "deadline")
+                    }
+                    let store = try openStore()
+                    let job = try storing { () throws(JobStoreError) in
+                        try store.submit(owner: owner, lines: lines, runNow: runNow, deadline: deadline, now: now)
+                    }
+                    log.info("job submitted", ["JOB": job.id, "OWNER_UID": "\(owner)", "LINES": "\(lines.count)",
+                                               "NOW": "\(runNow)"])
+                    pump()
+                    return .object(JobEncoding.job(job))
+                })
+            }
+        }
+    }
+
+    func list(requester: UInt32, reply: @escaping Reply) {
+        answer(reply) { store throws(JobStoreError) in
+            .object(["jobs": .array(try store.list(requester: requester).map { .object(JobEncoding.job($0)) })])
+        }
+    }
+
+    /// The job with its progress and, while it can run, an ETA at the throughput measured so far.
+    func get(id: String, requester: UInt32, reply: @escaping Reply) {
+        answer(reply) { [self] store throws(JobStoreError) in
+            let job = try store.job(id: id, requester: requester)
+            var object = JobEncoding.job(job)
+            let rates = meter.rates(at: monotonicSeconds())
+            let waiting = !job.runNow && !windowIsOpen
+            object["eta_seconds"] = waiting ? .null : job.eta(throughputLinesPerSecond: rates?.lines ?? 0).map(JSONValue.double) ?? .null
+            object["lines_per_second"] = rates.map { .double($0.lines) } ?? .null
+            object["tokens_per_second"] = rates.map { .double($0.tokens) } ?? .null
+            return .object(object)
+        }
+    }
+
+    /// Lines after line `after`, in order, as many as fit `limit` and half a frame; `next_after`
+    /// is where the next page starts (null on the last page).
+    func results(id: String, requester: UInt32, after: Int, limit: Int, reply: @escaping Reply) {
+        answer(reply) { [self] store throws(JobStoreError) in
+            let job = try store.job(id: id, requester: requester)
+            var page: [JSONValue] = []
+            var bytes = 0
+            var next: Int?
+            // The store reads a job's lines whole; paging bounds the reply, not that read.
+            for line in try store.results(id: id, requester: requester) where line.lineNo > after {
+                let encoded = JobEncoding.line(line)
+                let size = JSONCodec.encode(encoded).count
+                if page.count == limit || (!page.isEmpty && bytes + size > pageBytes) {
+                    next = line.lineNo - 1
+                    break
+                }
+                page.append(encoded)
+                bytes += size
+            }
+            return .object(["id": .string(id), "state": .string(job.state.rawValue), "lines": .array(page),
+                            "next_after": next.map { JSONValue($0) } ?? .null])
+        }
+    }
+
+    /// Queued lines are cancelled at once; lines in flight are stopped at the engine's next tick
+    /// (a line that finishes first keeps its answer). A job already over is returned unchanged.
+    func cancel(id: String, requester: UInt32, reply: @escaping Reply) {
+        answer(reply) { [self] store throws(JobStoreError) in
+            let job: JobRecord
+            do throws(JobStoreError) {
+                job = try store.cancel(jobID: id, requester: requester, now: clock.now())
+                log.info("job cancelled", ["JOB": id, "BY_UID": "\(requester)"])
+            } catch .alreadyFinished {
+                job = try store.job(id: id, requester: requester)
+            }
+            for (key, flight) in flights where key.job == id { flight.ticket.map(batcher.cancel) }
+            refreshShown(store)
+            return .object(JobEncoding.job(job))
+        }
+    }
+
+    // MARK: - Status
+
+    /// `status`'s `jobs` and `drain_window` members.
+    func statusFields() -> (jobs: JSONValue, drainWindow: JSONValue) {
+        let s = shown.withLock { $0 }
+        var jobs: JSONObject = [
+            "queued": JSONValue(s.pending.queuedJobs), "in_progress": JSONValue(s.pending.inProgressJobs),
+            "lines_queued": JSONValue(s.pending.queuedLines), "lines_in_progress": JSONValue(s.pending.inProgressLines),
+        ]
+        if let error = s.error { jobs["error"] = .string(error) }
+        let drain: JSONValue = window.map { window in
+            .object(["open": .bool(window.contains(minuteOfDay: clock.minuteOfDay())),
+                     "from": .string(DrainWindow.clock(window.fromMinutes)), "to": .string(DrainWindow.clock(window.toMinutes)),
+                     "local_time": .string(DrainWindow.clock(clock.minuteOfDay()))])
+        } ?? .null
+        return (.object(jobs), drain)
+    }
+
+    // MARK: - Draining (on `queue`)
+
+    private var windowIsOpen: Bool { window?.contains(minuteOfDay: clock.minuteOfDay()) ?? true }
+
+    /// Saves what could not be saved before, then claims lines while there is room.
+    private func pump() {
+        guard feeding, let store = try? openStore(), let prepare = prepare.withLock({ $0 }) else { return }
+        for (key, flight) in flights { if let unsaved = flight.unsaved { settle(key, unsaved) } }
+        // While the store refuses writes, nothing new starts: its result could not be kept either.
+        if !flights.values.contains(where: { $0.unsaved != nil }) {
+            do {
+                // claimLines also expires overdue jobs, so it runs even without room.
+                var claimed = try store.claimLines(limit: max(0, maxInFlight - flights.count), now: clock.now(),
+                                                   windowOpen: windowIsOpen)
+                while !claimed.isEmpty {
+                    for line in claimed { launch(line, prepare) }
+                    // Lines that failed at once left room behind them.
+                    let room = maxInFlight - flights.count
+                    claimed = room > 0 ? try store.claimLines(limit: room, now: clock.now(), windowOpen: windowIsOpen) : []
+                }
+                recovered()
+            } catch {
+                failed(error, "cannot claim batch lines")
+            }
+        }
+        refreshShown(store)
+    }
+
+    private func launch(_ line: ClaimedLine, _ prepare: Prepare) {
+        let key = LineKey(job: line.jobID, line: line.lineNo)
+        if flights.isEmpty { meter.becameBusy(at: monotonicSeconds()) }
+        flights[key] = Flight()
+        let ask: PreparedAsk
+        do {
+            ask = try prepare(line.request)
+        } catch {
+            // Checked at submission; a daemon restarted with another configuration can still refuse it.
+            return settle(key, .failed(.object(error.json)))
+        }
+        flights[key]?.ask = ask
+        let sink: @Sendable (SessionUpdate) -> Void = { [unowned self] update in
+            queue.async { self.update(key, update) }
+        }
+        do {
+            flights[key]?.ticket = try batcher.submit(BatcherRequest(
+                prompt: ask.prompt, config: ask.config, priority: .batch, sink: sink))
+        } catch .shuttingDown {
+            settle(key, .released)
+        } catch {
+            settle(key, .failed(.object(ProtocolError(error: error, field: "prompt").json)))
+        }
+    }
+
+    private func update(_ key: LineKey, _ update: SessionUpdate) {
+        guard let flight = flights[key], let ask = flight.ask else { return }
+        switch update {
+        case .started:
+            flights[key]?.startedAt = clock.now()
+            return
+        case .step:
+            return
+        case .finished(let generation):
+            settle(key, .done(JobEncoding.lineResult(generation, ask, startedAt: flight.startedAt),
+                              tokens: generation.tokens.count))
+        case .failed(.cancelled), .failed(.shuttingDown):
+            // Stopped, not answered: back to the queue, or cancelled with its job.
+            settle(key, .released)
+        case .failed(let error):
+            settle(key, .failed(.object(ProtocolError(error: error, field: nil).json)))
+        }
+        pump()
+    }
+
+    /// Commits how a line ended; only then does it leave `flights`. An outcome the store cannot
+    /// take (disk full) stays in `flights`, unreported, and `pump` retries it.
+    private func settle(_ key: LineKey, _ outcome: Settlement) {
+        guard let store else {
+            flights[key]?.unsaved = outcome
+            return
+        }
+        let now = clock.now()
+        do {
+            switch outcome {
+            case .done(let result, _): try store.complete(jobID: key.job, lineNo: key.line, result: result, now: now)
+            case .failed(let error): try store.fail(jobID: key.job, lineNo: key.line, error: error, now: now)
+            case .released: try store.release(jobID: key.job, lineNo: key.line, now: now)
+            }
+            recovered()
+        } catch .lineNotInProgress(_, _, let state) {
+            // The store alone decides what is in flight; it already has this line's end.
+            log.warning("line \(key.line) of job \(key.job) was no longer in flight (\(state?.rawValue ?? "missing"))")
+        } catch {
+            flights[key]?.unsaved = outcome
+            return failed(error, "cannot save line \(key.line) of job \(key.job); kept in memory and retried")
+        }
+        flights[key] = nil
+        switch outcome {
+        case .done(_, let tokens): meter.finished(at: monotonicSeconds(), tokens: tokens)
+        case .failed: meter.finished(at: monotonicSeconds(), tokens: 0)
+        case .released: break
+        }
+    }
+
+    // MARK: - The store (on `queue`)
+
+    /// The open store, opening it if an earlier try failed: a state directory an operator fixes
+    /// works again without a restart.
+    private func openStore() throws(ProtocolError) -> JobStore {
+        if let store { return store }
+        do {
+            // The store makes its own directory 0700; missing parents (~/.local/state) are made
+            // here. Were that to fail, the store's own error below names the path.
+            try? Server.prepareDirectory(of: directory)
+            let opened = try JobStore(directory: directory)
+            let requeued = try opened.recoverInFlight()
+            store = opened
+            recovered()
+            log.info("job store open", ["PATH": opened.path, "REQUEUED_LINES": "\(requeued)"])
+            return opened
+        } catch {
+            let problem = ProtocolError(.internal, "batch jobs are unavailable: \(error)")
+            shown.withLock { $0.error = problem.message }
+            if lastFailure != problem.message {
+                lastFailure = problem.message
+                log.error(problem.message)
+            }
+            throw problem
+        }
+    }
+
+    /// Runs `body` with the store on `queue` and replies with its outcome.
+    private func answer(_ reply: @escaping Reply, _ body: @escaping @Sendable (JobStore) throws(JobStoreError) -> JSONValue) {
+        queue.async { [self] in
+            reply(Result { () throws(ProtocolError) in
+                let store = try openStore()
+                return try storing { () throws(JobStoreError) in try body(store) }
+            })
+        }
+    }
+
+    private func storing<T>(_ body: () throws(JobStoreError) -> T) throws(ProtocolError) -> T {
+        do {
+            return try body()
+        } catch {
+            switch error {
+            // Another user's job reads exactly like a missing one.
+            case .notFound(let id): throw ProtocolError(.notFound, "no job \(id)", field: "id")
+            case .invalidSubmission(let message): throw ProtocolError(.invalidParams, message)
+            default:
+                failed(error, "job store")
+                throw ProtocolError(.internal, "job store: \(error)")
+            }
+        }
+    }
+
+    private func failed(_ error: JobStoreError, _ what: String) {
+        let message = "\(what): \(error)"
+        shown.withLock { $0.error = message }
+        guard message != lastFailure else { return }
+        lastFailure = message
+        log.error(message)
+    }
+
+    /// A write went through: whatever failed before is over.
+    private func recovered() {
+        guard lastFailure != nil else { return }
+        lastFailure = nil
+        shown.withLock { $0.error = nil }
+        log.notice("job store writable again", ["PATH": directory])
+    }
+
+    private func refreshShown(_ store: JobStore) {
+        guard let pending = try? store.pendingCounts() else { return }
+        shown.withLock { $0.pending = pending }
+    }
+
+    /// Checks a whole input as `ask` would check each line, so that a bad line fails the submission
+    /// with its line number instead of failing overnight.
+    private func validate(_ bytes: [UInt8], source: JobSource) throws(ProtocolError) -> [ValidatedLine] {
+        let lines: [ValidatedLine]
+        do {
+            lines = try JobInput.validate(jsonl: bytes, maxBytes: maxInputBytes)
+        } catch {
+            throw ProtocolError(.invalidParams, error.description, field: error.field ?? source.field)
+        }
+        guard let prepare = prepare.withLock({ $0 }) else {
+            throw ProtocolError(.busy, "the daemon is still starting")
+        }
+        for line in lines {
+            do {
+                _ = try prepare(line.request)
+            } catch {
+                throw ProtocolError(error.code, "line \(line.line): \(error.message)", field: error.field ?? source.field)
+            }
+        }
+        return lines
+    }
+}
+
+extension Service {
+    /// A job line's request checked exactly as an `ask` with these params would be.
+    func preparedAsk(_ request: JSONObject) throws(ProtocolError) -> PreparedAsk {
+        let params = Params(request)
+        let config = try sessionConfig(params)
+        let prompt = try promptTokens(params)
+        do {
+            try batcher.check(promptTokens: prompt.count, config: config)
+        } catch {
+            throw ProtocolError(error: error, field: "prompt")
+        }
+        return PreparedAsk(prompt: prompt, config: config, verifier: verifierName(config))
+    }
+
+    /// Starts draining batch jobs through this service's batcher.
+    public func startJobs() {
+        jobs.start { [unowned self] request throws(ProtocolError) in try preparedAsk(request) }
+    }
+}
+
+private struct LineKey: Hashable {
+    var job: String
+    var line: Int
+}
+
+/// A line handed to the batcher, until the store has its end.
+private struct Flight {
+    var ask: PreparedAsk?
+    var ticket: Ticket?
+    /// Unix seconds at which the batcher admitted it: `started_at` in its result.
+    var startedAt: Double?
+    /// Its end, when the store could not take it yet.
+    var unsaved: Settlement?
+}
+
+private enum Settlement {
+    case done(JSONValue, tokens: Int)
+    case failed(JSONValue)
+    /// Stopped without an answer.
+    case released
+}
+
+private struct Shown {
+    var pending = PendingCounts()
+    /// Why the store is failing, while it is.
+    var error: String?
+}
+
+/// Lines and tokens per second of batch work: over the current busy spell, or over its last
+/// `window` lines once there are more.
+private struct Throughput {
+    private static let window = 16
+    private var since = 0.0
+    private var finishes: [(at: Double, tokens: Int)] = []
+
+    /// A line started while none was in flight: a new spell, with rates of its own.
+    mutating func becameBusy(at time: Double) {
+        since = time
+        finishes = []
+    }
+
+    mutating func finished(at time: Double, tokens: Int) {
+        finishes.append((time, tokens))
+        if finishes.count > Self.window + 1 { finishes.removeFirst() }
+    }
+
+    /// nil until a line of this spell has finished.
+    func rates(at now: Double) -> (lines: Double, tokens: Double)? {
+        let full = finishes.count > Self.window
+        let counted = full ? finishes.dropFirst() : finishes[...]
+        let elapsed = now - (full ? finishes[0].at : since)
+        guard !counted.isEmpty, elapsed > 0 else { return nil }
+        return (Double(counted.count) / elapsed, Double(counted.reduce(0) { $0 + $1.tokens }) / elapsed)
+    }
+}

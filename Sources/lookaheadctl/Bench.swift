@@ -1,0 +1,126 @@
+import ArgumentParser
+import Foundation
+import Lookahead
+import LookaheadBench
+import StepBatcher
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure the decoding modes side by side on GSM8K-format problems, in this process.",
+        discussion: """
+            Loads the models once, warms every mode up (8 untimed tokens), then runs each problem through \
+            every mode, the modes interleaved problem by problem (their order rotating) so machine noise hits \
+            all alike. Grades the last \\boxed{} answer (else the last number) against the reference after \
+            ####. One progress line per run on standard error; the table on standard output. \
+            See docs/benchmarks.md.
+            """)
+
+    @Option(help: "JSONL with `question` and `answer` per line (GSM8K format).", completion: .file(extensions: ["jsonl"]))
+    var data: String
+    @Option(help: "Problems to run.") var limit: Int = 20
+    @Option(help: "Problems to skip first.") var offset: Int = 0
+    @Option(help: "Comma-separated modes (\(Mode.allCases.map(\.rawValue).joined(separator: ", "))).")
+    var modes: String = Mode.allCases.map(\.rawValue).joined(separator: ",")
+    @Option(help: "Draft steps kept ahead (γ).") var gamma: Int = SessionConfig().gamma
+    @Option(help: "exact | embedding | judge | random:P (accept with probability P: synthetic models).")
+    var verifier: String = "embedding"
+    @Option(name: .customLong("max-tokens"), help: "Token budget per answer.") var maxTokens: Int = SessionConfig().maxTokens
+    @Option(name: .customLong("step-tokens"), help: "Token cap per step.") var stepTokens: Int = StepRules().maxTokens
+    @Flag(name: .customLong("fixed-steps"),
+          help: "Cut steps by --step-tokens alone and verify them like blank-line steps (random-weight models never write a blank line).")
+    var fixedSteps = false
+    @Option(help: "Engine threads.") var threads: Int = 2
+    @Option(name: .customLong("gpu-layers"), help: "Layers offloaded to the GPU (a CUDA build of llama.cpp; 0 = CPU only).")
+    var gpuLayers: Int32 = 0
+    @Option(name: .customLong("models"),
+            help: "Directory with target.gguf, draft.gguf, embed.gguf (default \(EngineConfig.defaultModelDirectory)).",
+            completion: .directory)
+    var modelDirectory: String?
+    @Option(name: .customLong("json"), help: "Write the report as JSON here.", completion: .file())
+    var jsonPath: String?
+    @Option(name: .customLong("svg"), help: "Write the speed-up vs γ chart here.", completion: .file())
+    var svgPath: String?
+
+    func validate() throws {
+        guard limit > 0 else { throw ValidationError("--limit must be positive") }
+        guard offset >= 0 else { throw ValidationError("--offset must not be negative") }
+        guard threads > 0 else { throw ValidationError("--threads must be positive") }
+        guard gpuLayers >= 0 else { throw ValidationError("--gpu-layers must not be negative") }
+        _ = try sessionConfigs()
+    }
+
+    func run() throws {
+        let configs = try sessionConfigs()
+        let problems: [Problem]
+        do { problems = try Problem.load(path: data, offset: offset, limit: limit) } catch { throw CLIError("\(data): \(error)") }
+        guard !problems.isEmpty else { throw CLIError("\(data): no problems after offset \(offset)") }
+
+        let usesDraft = configs.contains { $0.mode.usesDraft }
+        let directory = modelDirectory ?? EngineConfig.defaultModelDirectory
+        var engineConfig = EngineConfig(modelDirectory: directory)
+        // Without a draft nothing is verified: skip loading a verifier model.
+        engineConfig.verifier = usesDraft ? verifier : "exact"
+        engineConfig.threads = threads
+        engineConfig.gpuLayers = gpuLayers
+        engineConfig.sequences = configs.map(\.targetSequences).max() ?? 1
+        FileHandle.standardError.write("loading models from \(directory) …\n")
+        let engines: Engines
+        do { engines = try Engines(config: engineConfig, loadDraft: usesDraft) } catch { throw CLIError("\(error)") }
+
+        // The first pass of each mode pages in the mapped weights and sizes compute buffers: not timed.
+        for var config in configs {
+            config.maxTokens = 8
+            _ = try engines.generate(problems[0].prompt, config: config)
+        }
+
+        var records: [RunRecord] = []
+        let total = problems.count * configs.count
+        for (i, problem) in problems.enumerated() {
+            for k in configs.indices {
+                let config = configs[(i + k) % configs.count]
+                let generation = try engines.generate(problem.prompt, config: config)
+                let record = RunRecord(problem: problem, mode: config.mode, text: generation.text,
+                                       finishReason: generation.finishReason.rawValue, stats: generation.stats)
+                records.append(record)
+                FileHandle.standardError.write("[\(records.count)/\(total)] \(record.progressLine)\n")
+            }
+        }
+
+        let report = BenchReport(settings: settings(configs), records: records)
+        FileHandle.standardOutput.write(report.table())
+        if let jsonPath { try write("\(report.json())\n", to: jsonPath) }
+        if let svgPath { try write(report.chart().svg(), to: svgPath) }
+    }
+
+    private func sessionConfigs() throws -> [SessionConfig] {
+        let names = modes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        var seen = Set<Mode>()
+        return try names.map { name in
+            guard let mode = Mode(rawValue: name) else {
+                throw ValidationError("--modes: '\(name)' is not one of \(Mode.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard seen.insert(mode).inserted else { throw ValidationError("--modes: '\(name)' twice") }
+            var config = SessionConfig(mode: mode)
+            config.gamma = gamma
+            config.maxTokens = maxTokens
+            config.rules.maxTokens = stepTokens
+            config.rules.capIsBoundary = fixedSteps
+            do { try config.validate() } catch { throw ValidationError("\(error)") }
+            return config
+        }
+    }
+
+    private func settings(_ configs: [SessionConfig]) -> BenchSettings {
+        BenchSettings(data: data, offset: offset, modes: configs.map(\.mode), gamma: gamma,
+                      verifier: configs.contains { $0.mode.usesDraft } ? verifier : "none", maxTokens: maxTokens,
+                      stepTokens: stepTokens, fixedSteps: fixedSteps, threads: threads,
+                      date: Date.now.formatted(.iso8601))
+    }
+
+    private func write(_ text: String, to path: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
+            throw CLIError("cannot write \(path)")
+        }
+        FileHandle.standardError.write("wrote \(path)\n")
+    }
+}

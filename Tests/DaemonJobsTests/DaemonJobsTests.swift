@@ -1,0 +1,282 @@
+import Foundation
+import LookaheadProtocol
+import Testing
+
+private let isRoot = getuid() == 0
+
+/// Batch jobs end to end: the built lookaheadd on the cached default models, driven by
+/// lookaheadctl and by the protocol client. Lines are `ar` with a few tokens each, so a line takes
+/// a second or two on 2 cores.
+@Suite("batch jobs", .serialized)
+struct DaemonJobsTests {
+    @Test func sixLinesComeBackOnceEach() throws {
+        let sandbox = try Sandbox()
+        let daemon = try sandbox.start()
+        let input = try sandbox.write("six.jsonl", questions(6, maxTokens: 8))
+        let socket = ["--socket", sandbox.socket]
+
+        let submitted = try lookaheadctl(["batch", "submit", "--now", "--json", input] + socket)
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let job = try JSONCodec.decode(Array(submitted.stdout.utf8))
+        let id = try #require(job["id"]?.stringValue)
+        #expect(job["counts"]?["total"]?.intValue == 6)
+        #expect(job["owner_uid"]?.intValue == Int64(getuid()))
+
+        let watched = try lookaheadctl(["batch", "status", "--watch", "--interval", "0.2", "--json", id] + socket)
+        #expect(watched.status == 0, "\(watched.stderr)")
+        let last = try JSONCodec.decode(Array((watched.stdout.split(separator: "\n").last ?? "").utf8))
+        #expect(last["state"] == "completed")
+        #expect(last["counts"]?["done"] == 6 && last["counts"]?["failed"] == 0)
+
+        let out = sandbox.path + "/out.jsonl"
+        let fetched = try lookaheadctl(["batch", "results", id, "-o", out] + socket)
+        #expect(fetched.status == 0, "\(fetched.stderr)")
+        let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
+            .map { try JSONCodec.decode(Array($0.utf8)) }
+        #expect(lines.compactMap { $0["custom_id"]?.stringValue } == (1...6).map { "q\($0)" })
+        for line in lines {
+            #expect(line["state"] == "done")
+            let result = try #require(line["result"])
+            #expect(result["answer"]?.stringValue?.isEmpty == false)
+            #expect(result["usage"]?["completion_tokens"] == result["tokens"])
+            #expect(result["stats"]?["generated_tokens"] == result["tokens"])
+            #expect(result["started_at"]?.doubleValue != nil)
+        }
+
+        let listed = try lookaheadctl(["batch", "list"] + socket)
+        #expect(listed.stdout.contains(id) && listed.stdout.contains("completed") && listed.stdout.contains("6/6"))
+        let status = try daemon.call("status")
+        #expect(status["jobs"]?["queued"] == 0 && status["jobs"]?["in_progress"] == 0)
+        #expect(status["drain_window"] == .null)
+        #expect(daemon.stop() == 0)
+    }
+
+    /// `kill -9` with lines in flight, at three points of one job: after each restart the job
+    /// goes on, and in the end every line is answered exactly once.
+    @Test func killNineLosesAndRepeatsNothing() throws {
+        let sandbox = try Sandbox()
+        let config = "max_batch_sessions = 2\n"
+        var daemon = try sandbox.start(config: config)
+        let total = 8
+        let id = try daemon.submit(questions(total, maxTokens: 16))
+        var kills: [String] = []
+        for done in [0, 3, 5] {
+            let seen = try daemon.wait(for: id) { $0.count("done") >= done && $0.count("in_progress") >= 1 }
+            daemon.kill9()
+            kills.append("\(seen.count("done")) done/\(seen.count("in_progress")) in flight")
+            daemon = try sandbox.start(config: config)
+        }
+        let final = try daemon.waitUntilFinished(id)
+        #expect(final.state == "completed")
+
+        let fetched = try lookaheadctl(["batch", "results", id, "--socket", sandbox.socket])
+        let lines = try fetched.stdout.split(separator: "\n").map { try #require(try JSONCodec.decode(Array($0.utf8)).objectValue) }
+        var answers: [String: Int] = [:]
+        for line in lines where line["state"] == "done" && line["result"]?["answer"] != nil {
+            answers[line["custom_id"]?.stringValue ?? "?", default: 0] += 1
+        }
+        let expected = Set((1...total).map { "q\($0)" })
+        let lost = expected.subtracting(answers.keys).count
+        let duplicated = answers.values.reduce(0) { $0 + max(0, $1 - 1) } + answers.keys.filter { !expected.contains($0) }.count
+        let redone = lines.reduce(0) { $0 + Int($1["attempts"]?.intValue ?? 1) - 1 }
+        print("crash safety: \(kills.count) kill -9 (\(kills.joined(separator: "; "))), \(total) lines: "
+              + "lost \(lost), duplicated \(duplicated), runs redone \(redone)")
+        #expect(lines.count == total)
+        #expect(lost == 0)
+        #expect(duplicated == 0)
+        // Each kill cut at least one line short, and each such line ran again.
+        #expect(redone >= kills.count)
+        #expect(daemon.log.contains("REQUEUED_LINES=1") || daemon.log.contains("REQUEUED_LINES=2"))
+        #expect(daemon.stop() == 0)
+    }
+
+    /// Outside the drain window a job waits (a `now` job does not); inside, it runs. The time
+    /// of day comes from the daemon's test hook, and the job survives the restart in between.
+    @Test func drainWindowHoldsJobsUntilItOpens() throws {
+        let sandbox = try Sandbox()
+        let config = "drain_window = 22:00-07:00\n"
+        var daemon = try sandbox.start(config: config, environment: ["LOOKAHEAD_FAKE_TIME": "12:00"])
+        let waiting = try daemon.submit(questions(2, maxTokens: 4), now: false)
+        let urgent = try daemon.submit(questions(1, maxTokens: 4, first: 3), now: true)
+        #expect(try daemon.waitUntilFinished(urgent).state == "completed")
+        // The runner has looked at the queue every second meanwhile; give it two more looks.
+        Thread.sleep(forTimeInterval: 2.2)
+        let held = try daemon.job(waiting)
+        #expect(held.state == "queued")
+        #expect(held.count("queued") == 2 && held["started_at"] == .null && held["eta_seconds"] == .null)
+        let window = try daemon.call("status")["drain_window"]
+        #expect(window == ["open": false, "from": "22:00", "to": "07:00", "local_time": "12:00"])
+        #expect(try daemon.call("status")["jobs"]?["queued"] == 1)
+        #expect(daemon.stop() == 0)
+
+        daemon = try sandbox.start(config: config, environment: ["LOOKAHEAD_FAKE_TIME": "23:30"])
+        #expect(try daemon.call("status")["drain_window"]?["open"] == true)
+        let ran = try daemon.waitUntilFinished(waiting)
+        #expect(ran.state == "completed" && ran.count("done") == 2)
+        #expect(daemon.stop() == 0)
+    }
+
+    /// While a batch drains, an `ask` is admitted at the next tick: its first frame arrives
+    /// before the batch's next line starts (`started_at` in the line's result).
+    @Test func askOvertakesTheBatch() throws {
+        let sandbox = try Sandbox()
+        let daemon = try sandbox.start(config: "max_sessions = 2\nmax_batch_sessions = 1\n")
+        // Lines that cannot stop early: each runs for several seconds.
+        let counting = (1...3).map { i -> String in
+            let line: JSONValue = ["custom_id": .string("c\(i)"), "prompt": "Count from 1 to 200, separated by commas.",
+                                   "mode": "ar", "max_tokens": 48]
+            return "\(line)\n"
+        }.joined()
+        let id = try daemon.submit(counting)
+        try daemon.wait(for: id) { $0.count("done") >= 1 }
+        // The second line has started by now.
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(try daemon.call("status")["jobs"]?["lines_in_progress"] == 1)
+
+        let sent = unixNow()
+        var first: Double?
+        _ = try Client(path: sandbox.socket).call(
+            method: "ask", params: ["prompt": "What is 2 plus 2?", "mode": "ar", "max_tokens": 2]
+        ) { _ in first = first ?? unixNow() }
+        let answered = first ?? unixNow()
+
+        #expect(try daemon.waitUntilFinished(id).state == "completed")
+        let starts = try daemon.results(id).compactMap { $0["result"]?["started_at"]?.doubleValue }
+        #expect(starts.count == 3)
+        let running = starts.filter { $0 < sent }.max() ?? 0
+        let next = try #require(starts.filter { $0 > sent }.min(), "no line started after the ask")
+        print(String(format: "priority: ask's first frame %.2f s after sending; the batch line running then started %.2f s before; the next one %.2f s after",
+                     answered - sent, sent - running, next - sent))
+        #expect(answered < next)
+        #expect(daemon.stop() == 0)
+    }
+
+    /// Jobs belong to the uid that submitted them (SO_PEERCRED): another user cannot see, read or
+    /// cancel them, and is told they do not exist; root can do all three.
+    @Test(.enabled(if: isRoot && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "runs clients as other uids"))
+    func otherUsersCannotTouchAJob() throws {
+        let sandbox = try Sandbox()
+        let tools = try ClientTools(in: sandbox)
+        let daemon = try sandbox.start(config: "socket_mode = 0666\n")
+        let owner: UInt32 = 65534, stranger: UInt32 = 65533
+        let input = try sandbox.write("mine.jsonl", questions(2, maxTokens: 4))
+        chmod(input, 0o644)
+        let socket = ["--socket", sandbox.socket]
+        func ctl(_ arguments: [String], as uid: UInt32?) throws -> Outcome {
+            try lookaheadctl(arguments + socket, as: uid, tools: tools)
+        }
+
+        let submitted = try ctl(["batch", "submit", "--now", "--json", input], as: owner)
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let id = try #require(try JSONCodec.decode(Array(submitted.stdout.utf8))["id"]?.stringValue)
+
+        let theirs = try ctl(["batch", "list", "--json"], as: stranger)
+        #expect(theirs.status == 0 && theirs.stdout == "{\"jobs\":[]}\n", "\(theirs)")
+        for command in [["status", id], ["results", id], ["cancel", id]] {
+            let refused = try ctl(["batch"] + command, as: stranger)
+            #expect(refused.status == 4, "\(command): \(refused)")
+            #expect(refused.stderr.contains("not_found: no job \(id)"), "\(command): \(refused.stderr)")
+        }
+
+        let all = try ctl(["batch", "list", "--json"], as: nil)
+        #expect(all.stdout.contains(id) && all.stdout.contains("\"owner_uid\":\(owner)"))
+        #expect(try ctl(["batch", "status", "--watch", "--interval", "0.2", id], as: owner).status == 0)
+        for uid in [owner, 0] {
+            let read = try ctl(["batch", "results", id], as: uid)
+            #expect(read.status == 0 && read.stdout.split(separator: "\n").count == 2, "uid \(uid): \(read)")
+        }
+
+        let second = try ctl(["batch", "submit", "--now", "--json", input], as: owner)
+        let other = try #require(try JSONCodec.decode(Array(second.stdout.utf8))["id"]?.stringValue)
+        #expect(try ctl(["batch", "cancel", other], as: stranger).status == 4)
+        let cancelled = try ctl(["batch", "cancel", "--json", other], as: nil)
+        #expect(try JSONCodec.decode(Array(cancelled.stdout.utf8))["state"] == "cancelled", "\(cancelled)")
+        #expect(try daemon.waitUntilFinished(other).state == "cancelled")
+
+        // A file too large to send is read by the daemon, which takes only the submitter's own files.
+        let big = try sandbox.write("big.jsonl", String(repeating: " ", count: 5 << 20))
+        chmod(big, 0o644)
+        let foreign = try ctl(["batch", "submit", big], as: owner)
+        #expect(foreign.status == 4 && foreign.stderr.contains("belongs to uid 0, not to you (uid \(owner))"), "\(foreign)")
+        #expect(daemon.stop() == 0)
+    }
+
+    /// Each bad input is refused whole, with the line and field at fault; nothing is queued.
+    @Test func badInputIsRefusedWithItsLine() throws {
+        let sandbox = try Sandbox()
+        let daemon = try sandbox.start(config: "max_job_bytes = 1048576\n")
+        let good = #"{"custom_id":"a","prompt":"hi","mode":"ar","max_tokens":4}"#
+        let cases: [(String, String, String)] = [
+            (good + "\n{\"custom_id\":\"b\",\"prompt\":\"hi\"\n", "line 2: ", "content"),
+            (good + "\n\n" + #"{"custom_id":"a","prompt":"again"}"#, "line 3: duplicate custom_id 'a' (first on line 1)", "custom_id"),
+            (#"{"custom_id":"a","prompt":"hi","max_token":4}"#, "line 1: unknown field 'max_token'", "max_token"),
+            (good + "\n" + #"{"custom_id":"b","prompt":"hi","max_tokens":5000}"#, "line 2: max_tokens must be in 1...4096, got 5000", "max_tokens"),
+            ("", "the input has no lines", "content"),
+            ("\n  \n", "the input has no lines", "content"),
+        ]
+        for (content, message, field) in cases {
+            let error = try daemon.failure("jobs.submit", ["content": .string(content), "now": true])
+            #expect(error.code == .invalidParams, "\(content)")
+            #expect(error.message.hasPrefix(message), "\(error.message)")
+            #expect(error.field == field)
+        }
+
+        let tooLarge = try daemon.failure("jobs.submit", ["content": .string(String(repeating: " ", count: (1 << 20) + 1))])
+        #expect(tooLarge == ProtocolError(.tooLarge, "the input is 1048577 bytes, over the limit of 1048576 bytes (max_job_bytes)", field: "content"))
+        let past = try daemon.failure("jobs.submit", ["content": .string(good), "deadline": 1000])
+        #expect(past.code == .invalidParams && past.field == "deadline")
+        #expect(try daemon.failure("jobs.get", ["id": "job_0000000000000000"]) == ProtocolError(.notFound, "no job job_0000000000000000", field: "id"))
+
+        // Through lookaheadctl: the line number reaches the user; a file over 4 MiB goes by path,
+        // and the daemon measures it before reading.
+        let broken = try sandbox.write("broken.jsonl", good + "\nnot json\n")
+        let refused = try lookaheadctl(["batch", "submit", broken, "--socket", sandbox.socket])
+        #expect(refused.status == 4 && refused.stderr.contains("invalid_params: line 2: "), "\(refused)")
+        let huge = try sandbox.write("huge.jsonl", String(repeating: " ", count: 5 << 20))
+        let measured = try lookaheadctl(["batch", "submit", huge, "--socket", sandbox.socket])
+        #expect(measured.status == 4 && measured.stderr.contains("too_large: the input is 5242880 bytes, over the limit of 1048576 bytes"), "\(measured)")
+        try FileManager.default.removeItem(atPath: huge)
+
+        #expect(try daemon.call("jobs.list") == ["jobs": []])
+        #expect(daemon.stop() == 0)
+    }
+
+    /// A state directory the daemon cannot write (a read-only bind mount in a mount namespace of
+    /// its own) is reported with its path; the daemon starts and answers `ask`.
+    @Test(.enabled(if: isRoot && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"), "mounts in a private namespace"))
+    func readOnlyStateDirectoryIsReported() throws {
+        let sandbox = try Sandbox()
+        try FileManager.default.createDirectory(atPath: sandbox.state, withIntermediateDirectories: false)
+        let daemon = try sandbox.start(launcher: Self.privateMount("mount --bind -o ro \"$0\" \"$0\"", on: sandbox.state))
+
+        let error = try daemon.failure("jobs.submit", ["content": .string(questions(1, maxTokens: 4)), "now": true])
+        #expect(error.code == .internal)
+        #expect(error.message.contains(sandbox.state) && error.message.contains("read-only"), "\(error.message)")
+        #expect(try daemon.call("status")["jobs"]?["error"]?.stringValue?.contains(sandbox.state) == true)
+        #expect(try daemon.call("ask", ["prompt": "hi", "mode": "ar", "max_tokens": 2])["tokens"] == 2)
+        #expect(daemon.isRunning)
+        #expect(daemon.stop() == 0)
+    }
+
+    /// A full disk (a 256 KiB tmpfs) fails the submission that does not fit, naming the file; the
+    /// daemon goes on, and a job that fits still runs.
+    @Test(.enabled(if: isRoot && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"), "mounts in a private namespace"))
+    func fullDiskIsReported() throws {
+        let sandbox = try Sandbox()
+        try FileManager.default.createDirectory(atPath: sandbox.state, withIntermediateDirectories: false)
+        let daemon = try sandbox.start(launcher: Self.privateMount("mount -t tmpfs -o size=256k,mode=0700 tmpfs \"$0\"", on: sandbox.state))
+
+        let error = try daemon.failure("jobs.submit", ["content": .string(questions(3000, maxTokens: 4)), "now": true])
+        #expect(error.code == .internal)
+        #expect(error.message.contains("disk full") && error.message.contains(sandbox.state + "/jobs.sqlite3"), "\(error.message)")
+        let id = try daemon.submit(questions(1, maxTokens: 2))
+        #expect(try daemon.waitUntilFinished(id).state == "completed")
+        #expect(daemon.stop() == 0)
+    }
+
+    /// `unshare` runs the daemon in a mount namespace of its own, after `mount` (given the state
+    /// directory as $0): the host's mounts stay as they were, and the mount goes with the process.
+    static func privateMount(_ mount: String, on directory: String) -> [String] {
+        ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", mount + " && exec \"$@\"", directory]
+    }
+}

@@ -1,0 +1,309 @@
+import Foundation
+import Lookahead
+import LookaheadProtocol
+import StepBatcher
+import Testing
+
+/// A bare connection for sending broken frames the real client never would.
+final class RawConnection {
+    let fd: Int32
+    private var decoder = FrameDecoder()
+
+    init(path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in path.utf8.enumerated() { raw[i] = b }
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { throw DaemonTestError("connect \(path): errno \(errno)") }
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+    deinit { close(fd) }
+
+    func write(_ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+
+    func frame(_ json: String) {
+        let payload = Array(json.utf8)
+        let n = UInt32(payload.count)
+        write([UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] + payload)
+    }
+
+    /// The next whole frame as an object, nil at EOF.
+    func next() throws -> JSONObject? {
+        while true {
+            if let payload = try decoder.next() { return try JSONCodec.decodeObject(payload) }
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { return nil }
+            decoder.feed(buffer[0..<n])
+        }
+    }
+
+    func errorCode() throws -> String? { try next()?["error"]?["code"]?.stringValue }
+}
+
+/// Runs `body` for 0..<n on as many threads, as concurrent clients do.
+final class Slots<T>: @unchecked Sendable {
+    let lock = NSLock()
+    var items: [T?]
+    init(_ n: Int) { items = Array(repeating: nil, count: n) }
+}
+
+/// Runs `body` for 0..<n, each on its own thread, as n clients at once would (concurrentPerform
+/// would run only as many at a time as there are cores).
+func concurrently<T: Sendable>(_ n: Int, _ body: @escaping @Sendable (Int) -> T?) -> [T?] {
+    let slots = Slots<T>(n)
+    let done = DispatchGroup()
+    for i in 0..<n {
+        done.enter()
+        Thread.detachNewThread {
+            let r = body(i)
+            slots.lock.withLock { slots.items[i] = r }
+            done.leave()
+        }
+    }
+    done.wait()
+    return slots.items
+}
+
+func ask(_ client: Client, _ prompt: String, _ extra: JSONObject = [:], onEvent: (Event) -> Void = { _ in }) throws -> JSONValue {
+    var params: JSONObject = ["prompt": .string(prompt), "verifier": "exact"]
+    for (k, v) in extra { params[k] = v }
+    return try client.call(method: "ask", params: Params(params), onEvent: onEvent)
+}
+
+@Suite("lookaheadd end to end", .serialized, .timeLimit(.minutes(10)))
+struct DaemonTests {
+    /// Several sessions really share target passes, and each answer is what it is alone.
+    @Test(arguments: [2, 4])
+    func concurrentAsksArePackedIntoSharedPasses(sessions: Int) throws {
+        let daemon = try RunningDaemon(config: "max_sessions = 4\n")
+        let prompts = Array(GSM8K.questions.prefix(sessions))
+        let alone = try prompts.map { try ask(daemon.client(), $0, ["mode": "ar", "max_tokens": 24])["text"]?.stringValue }
+        let before = try daemon.status()["passes"]?["target_shared"]?.intValue ?? 0
+
+        let socket = daemon.socket
+        let together = concurrently(sessions) { i in
+            try? ask(Client(path: socket), prompts[i], ["mode": "ar", "max_tokens": 24])
+        }
+        for i in 0..<sessions {
+            #expect(together[i]?["finish_reason"]?.stringValue == "length")
+            #expect(together[i]?["text"]?.stringValue == alone[i], "session \(i) changed when batched")
+        }
+        let passes = try #require(try daemon.status()["passes"]?.objectValue)
+        print("\(sessions) sessions: \(passes)")
+        #expect((passes["target_shared"]?.intValue ?? 0) > before, "no target pass carried more than one session")
+        #expect((passes["max_sessions_per_target_pass"]?.intValue ?? 0) >= 2)
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func lookaheadSessionsArePackedToo() throws {
+        let daemon = try RunningDaemon(config: "max_sessions = 2\n")
+        let socket = daemon.socket
+        let results = concurrently(2) { i in
+            try? ask(Client(path: socket), GSM8K.questions[i], ["mode": "lookahead+sd", "max_tokens": 48])
+        }
+        #expect(results.allSatisfy { $0?["tokens"]?.intValue == 48 })
+        let status = try daemon.status()
+        #expect((status["passes"]?["target_shared"]?.intValue ?? 0) > 0)
+        #expect(status["sequences"]?["used"]?.intValue == 0)
+    }
+
+    /// The daemon's greedy `ar` answer is the in-process one: serving changes nothing.
+    @Test func daemonAnswerEqualsInProcessAR() throws {
+        let daemon = try RunningDaemon()
+        let prompt = GSM8K.questions[1]
+        let served = try ask(daemon.client(), prompt, ["mode": "ar", "max_tokens": 48])
+        daemon.stop()
+        var config = EngineConfig()
+        config.verifier = "exact"
+        config.contextLength = 2048
+        let engines = try Engines(config: config, loadDraft: false)
+        var session = SessionConfig(mode: .ar)
+        session.maxTokens = 48
+        let local = try engines.generate(prompt, config: session)
+        #expect(served["text"]?.stringValue == local.text)
+        #expect(served["tokens"]?.intValue == Int64(local.tokens.count))
+    }
+
+    @Test func cancelAndDisconnectFreeTheSession() throws {
+        let daemon = try RunningDaemon()
+        // Cancel by request: the ask ends with `cancelled`, the cancel with its result.
+        let client = try daemon.client()
+        let id = client.makeID()
+        try client.send(Request(id: id, method: "ask", params: ["prompt": .string(GSM8K.questions[0]), "max_tokens": 400]))
+        var sawStep = false
+        var cancelled = false
+        while !cancelled {
+            switch try client.next() {
+            case .event(let e) where e.event == "step":
+                if !sawStep {
+                    sawStep = true
+                    try client.send(Request(id: "c", method: "cancel", params: ["id": id]))
+                }
+            case .result(let r) where r.id == "c":
+                #expect(r.result["cancelled"] == id)
+            case .error(let e):
+                #expect(e.id == id)
+                #expect(e.error.code == .cancelled)
+                cancelled = true
+            case .result(let r):
+                Issue.record("unexpected result \(r)")
+                cancelled = true
+            default:
+                break
+            }
+        }
+        #expect(sawStep)
+        try waitForIdle(daemon)
+
+        // A client that disconnects mid-stream cancels its request too.
+        let raw = try RawConnection(path: daemon.socket)
+        raw.frame(#"{"id":1,"method":"ask","params":{"prompt":"Count from 1 to 500, one number per line.","max_tokens":400}}"#)
+        #expect(try raw.next()?["event"]?.stringValue == "step")
+        close(raw.fd)
+        try waitForIdle(daemon)
+        let status = try daemon.status()
+        #expect(status["requests"]?["cancelled"]?.intValue == 2)
+        #expect(daemon.stop() == 0)
+    }
+
+    private func waitForIdle(_ daemon: RunningDaemon) throws {
+        for _ in 0..<100 {
+            let s = try daemon.status()
+            if s["sessions"]?["active"]?.intValue == 0, s["sequences"]?["used"]?.intValue == 0,
+               s["sequences"]?["draft_used"]?.intValue == 0, s["kv_cells"]?["reserved"]?.intValue == 0 { return }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        Issue.record("sequences still held: \(try daemon.status())")
+    }
+
+    /// Each bad input gets its documented code; a client asking meanwhile is served throughout.
+    @Test func badInputGetsClearErrorsAndOthersAreServed() throws {
+        let daemon = try RunningDaemon(config: "max_prompt_tokens = 64\nmax_frame_bytes = 65536\n")
+        let bystander = try daemon.client()
+        let id = bystander.makeID()
+        try bystander.send(Request(id: id, method: "ask", params: ["prompt": "Count from 1 to 30.", "max_tokens": 40, "mode": "ar"]))
+
+        func expectCode(_ frame: String, _ code: String, field: String? = nil, closes: Bool = false) throws {
+            let c = try RawConnection(path: daemon.socket)
+            c.frame(frame)
+            let reply = try #require(try c.next(), "no reply to \(frame)")
+            #expect(reply["error"]?["code"]?.stringValue == code, "\(frame) → \(reply)")
+            if let field { #expect(reply["error"]?["field"]?.stringValue == field, "\(frame) → \(reply)") }
+            if closes { #expect(try c.next() == nil, "connection left open after \(frame)") }
+        }
+        try expectCode("{not json", "invalid_request", closes: true)
+        try expectCode(#"{"id":1,"method":"frobnicate"}"#, "unknown_method", field: "method")
+        try expectCode(#"{"id":1,"method":"ask","params":{"prompt":"hi","gamma":"four"}}"#, "invalid_params", field: "gamma")
+        try expectCode(#"{"id":1,"method":"ask","params":{"prompt":"   "}}"#, "invalid_params", field: "prompt")
+        try expectCode(#"{"id":1,"method":"ask","params":{"prompt":"hi","max_tokens":-3}}"#, "invalid_params", field: "max_tokens")
+        try expectCode(#"{"id":1,"method":"ask","params":{"prompt":"hi","mode":"fast"}}"#, "invalid_params", field: "mode")
+        try expectCode(#"{"id":1,"method":"ask","params":{"prompt":"hi","colour":"red"}}"#, "invalid_params", field: "colour")
+        let long = String(repeating: "apples and pears ", count: 60)
+        try expectCode(#"{"id":1,"method":"ask","params":{"prompt":"\#(long)"}}"#, "too_large", field: "prompt")
+
+        // A frame over the limit is refused from its header alone, before any payload is sent.
+        let big = try RawConnection(path: daemon.socket)
+        big.write([0x00, 0x10, 0x00, 0x00])
+        #expect(try big.errorCode() == "too_large")
+        #expect(try big.next() == nil)
+
+        // A truncated frame from a client that gives up costs nothing.
+        let truncated = try RawConnection(path: daemon.socket)
+        truncated.write([0, 0, 0, 100] + Array("{\"id\":1".utf8))
+        close(truncated.fd)
+
+        let answer = try daemon.client().call(method: "status")
+        #expect(answer["state"]?.stringValue == "ready")
+        var final: ServerMessage?
+        while final == nil { let m = try bystander.next(); if m.isFinal, m.id == id { final = m } }
+        guard case .result(let r) = final else { Issue.record("bystander's ask failed: \(String(describing: final))"); return }
+        #expect(r.result["tokens"]?.intValue == 40)
+        #expect(daemon.stop() == 0)
+    }
+
+    @Test func socketActivationAndReadiness() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("la-notify-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let notify = NotifySocket(path: dir.appendingPathComponent("notify").path)
+        let socketPath = dir.appendingPathComponent("activated.sock").path
+        let activate = "/usr/bin/systemd-socket-activate"
+        try #require(FileManager.default.isExecutableFile(atPath: activate), "systemd-socket-activate missing (Debian: systemd)")
+        let daemon = try RunningDaemon(arguments: ["--state-dir", dir.appendingPathComponent("state").path], environment: [
+            "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000",
+        ], launcher: [activate, "-l", socketPath, "-E", "NOTIFY_SOCKET", "-E", "WATCHDOG_USEC", "-E", "OMP_WAIT_POLICY",
+                      "-E", "LOOKAHEAD_MODELS", "-E", "HOME", "-E", "LD_LIBRARY_PATH"], waitForSocket: false)
+        // systemd-socket-activate starts the daemon on the first connection, as systemd would.
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: socketPath) { Thread.sleep(forTimeInterval: 0.1) }
+        let version = try Client(path: socketPath).call(method: "version")
+        #expect(version["protocol"]?.intValue == 1)
+        var got: [String] = []
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, !(got.contains("READY=1") && got.contains("WATCHDOG=1")) {
+            if let m = notify.receive(timeout: 1) { got.append(m) }
+        }
+        #expect(got.contains("READY=1"), "got \(got); daemon said:\n\(daemon.output)")
+        #expect(got.contains("WATCHDOG=1"))
+        #expect(daemon.stop() == 0)
+        let stopping = (0..<20).compactMap { _ in notify.receive(timeout: 0.1) }
+        #expect((got + stopping).contains("STOPPING=1"))
+    }
+
+    @Test func configErrorsNameTheLineAndMissingModelsFailClearly() throws {
+        let bad = try RunningDaemon(config: "verifier = exact\ncolour = blue\n", waitForSocket: false)
+        #expect(bad.waitForExit() == 78)
+        let line = RunningDaemon.merged("verifier = exact\ncolour = blue\n").split(separator: "\n").count
+        #expect(bad.output.contains("lookaheadd.conf:\(line)"), "\(bad.output)")
+        #expect(bad.output.contains("colour"))
+
+        let missing = try RunningDaemon(config: "target_model = /nonexistent/target.gguf\n", waitForSocket: false)
+        #expect(missing.waitForExit() == 1)
+        #expect(missing.output.contains("/nonexistent/target.gguf"), "\(missing.output)")
+    }
+
+    @Test func sigtermFinishesInFlightWorkWithinTheGrace() throws {
+        let daemon = try RunningDaemon(config: "shutdown_grace_seconds = 30\n")
+        let client = try daemon.client()
+        let id = client.makeID()
+        try client.send(Request(id: id, method: "ask", params: ["prompt": .string(GSM8K.questions[3]), "max_tokens": 16, "mode": "ar"]))
+        guard case .event = try client.next() else { Issue.record("no first event"); return }
+        kill(daemon.process.processIdentifier, SIGTERM)
+        var final: ServerMessage?
+        while final == nil { let m = try client.next(); if m.isFinal { final = m } }
+        if case .result(let r) = final { #expect(r.result["tokens"]?.intValue == 16) } else { Issue.record("in-flight ask lost: \(String(describing: final))") }
+        #expect(daemon.stop() == 0)
+    }
+}
+
+/// A datagram socket standing in for systemd's notification socket.
+final class NotifySocket {
+    let path: String
+    let fd: Int32
+    init(path: String) {
+        self.path = path
+        unlink(path)
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+    }
+    deinit { close(fd); unlink(path) }
+
+    func receive(timeout: Double) -> String? {
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = recv(fd, &buffer, buffer.count, 0)
+        return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : nil
+    }
+}
