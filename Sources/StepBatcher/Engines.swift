@@ -25,11 +25,12 @@ public struct EngineConfig: Sendable, Equatable {
 
     /// `LOOKAHEAD_MODELS`, else systemd's `CACHE_DIRECTORY` (the service's CacheDirectory=), else
     /// the per-user cache that `make models` fills.
+    /// An empty variable counts as unset (a launcher may pass `VAR=`).
     public static var defaultModelDirectory: String {
-        if let dir = getenv("LOOKAHEAD_MODELS") { return String(cString: dir) }
-        if let dir = getenv("CACHE_DIRECTORY") { return String(cString: dir) + "/models" }
-        let cache = getenv("XDG_CACHE_HOME").map { String(cString: $0) }
-            ?? (getenv("HOME").map { String(cString: $0) + "/.cache" } ?? "/var/cache")
+        func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
+        if let dir = env("LOOKAHEAD_MODELS") { return dir }
+        if let dir = env("CACHE_DIRECTORY") { return dir + "/models" }
+        let cache = env("XDG_CACHE_HOME") ?? (env("HOME").map { $0 + "/.cache" } ?? "/var/cache")
         return cache + "/lookaheadd/models"
     }
 

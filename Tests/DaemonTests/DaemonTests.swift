@@ -235,11 +235,14 @@ struct DaemonTests {
         let notify = NotifySocket(path: dir.appendingPathComponent("notify").path)
         let socketPath = dir.appendingPathComponent("activated.sock").path
         let activate = "/usr/bin/systemd-socket-activate"
+        // systemd-socket-activate hands the daemon only the variables it is told to.
+        let inherited = ProcessInfo.processInfo.environment
+        let passed = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "OMP_WAIT_POLICY"]
+            + ["LOOKAHEAD_MODELS", "HOME", "XDG_CACHE_HOME", "LD_LIBRARY_PATH"].filter { inherited[$0] != nil }
         try #require(FileManager.default.isExecutableFile(atPath: activate), "systemd-socket-activate missing (Debian: systemd)")
         let daemon = try RunningDaemon(arguments: ["--state-dir", dir.appendingPathComponent("state").path], environment: [
             "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000",
-        ], launcher: [activate, "-l", socketPath, "-E", "NOTIFY_SOCKET", "-E", "WATCHDOG_USEC", "-E", "OMP_WAIT_POLICY",
-                      "-E", "LOOKAHEAD_MODELS", "-E", "HOME", "-E", "LD_LIBRARY_PATH"], waitForSocket: false)
+        ], launcher: [activate, "-l", socketPath] + passed.flatMap { ["-E", $0] }, waitForSocket: false)
         // systemd-socket-activate starts the daemon on the first connection, as systemd would.
         for _ in 0..<100 where !FileManager.default.fileExists(atPath: socketPath) { Thread.sleep(forTimeInterval: 0.1) }
         let version = try Client(path: socketPath).call(method: "version")

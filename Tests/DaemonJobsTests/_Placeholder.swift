@@ -1,1 +1,0 @@
-// Placeholder so the package builds while this target's tests are being written; delete once they exist.
