@@ -82,6 +82,7 @@ struct DaemonTests {
     /// Several sessions really share target passes, and each answer is what it is alone.
     @Test(arguments: [2, 4])
     func concurrentAsksArePackedIntoSharedPasses(sessions: Int) throws {
+        try GSM8K.require(sessions)
         let daemon = try RunningDaemon(config: "max_sessions = 4\n")
         let prompts = Array(GSM8K.questions.prefix(sessions))
         let alone = try prompts.map { try ask(daemon.client(), $0, ["mode": "ar", "max_tokens": 24])["text"]?.stringValue }
@@ -103,6 +104,7 @@ struct DaemonTests {
     }
 
     @Test func lookaheadSessionsArePackedToo() throws {
+        try GSM8K.require(4)
         let daemon = try RunningDaemon(config: "max_sessions = 2\n")
         let socket = daemon.socket
         let results = concurrently(2) { i in
@@ -116,6 +118,7 @@ struct DaemonTests {
 
     /// The daemon's greedy `ar` answer is the in-process one: serving changes nothing.
     @Test func daemonAnswerEqualsInProcessAR() throws {
+        try GSM8K.require(4)
         let daemon = try RunningDaemon()
         let prompt = GSM8K.questions[1]
         let served = try ask(daemon.client(), prompt, ["mode": "ar", "max_tokens": 48])
@@ -132,6 +135,7 @@ struct DaemonTests {
     }
 
     @Test func cancelAndDisconnectFreeTheSession() throws {
+        try GSM8K.require(4)
         let daemon = try RunningDaemon()
         // Cancel by request: the ask ends with `cancelled`, the cancel with its result.
         let client = try daemon.client()
@@ -272,6 +276,7 @@ struct DaemonTests {
     }
 
     @Test func sigtermFinishesInFlightWorkWithinTheGrace() throws {
+        try GSM8K.require(4)
         let daemon = try RunningDaemon(config: "shutdown_grace_seconds = 30\n")
         let client = try daemon.client()
         let id = client.makeID()

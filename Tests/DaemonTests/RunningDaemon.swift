@@ -120,4 +120,8 @@ enum GSM8K {
             (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String])?["question"]
         }.map { $0 + "\nPlease reason step by step, and put your final answer within \\boxed{}." }
     }()
+
+    static func require(_ count: Int) throws {
+        try #require(questions.count >= count, "GSM8K data missing: ../shared/data/gsm8k/test.jsonl beside the checkout")
+    }
 }
