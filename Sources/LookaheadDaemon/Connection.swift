@@ -64,6 +64,10 @@ final class ConnectionHandler: ChannelInboundHandler {
             guard let ticket = inFlight[target] else {
                 throw ProtocolError(.notFound, "no request \(target) in flight on this connection", field: "id")
             }
+            // Ticket 0: a jobs.* call, answered by the job runner shortly; it cannot be stopped midway.
+            guard ticket != 0 else {
+                throw ProtocolError(.invalidParams, "request \(target) is not an ask; only asks can be cancelled (jobs.cancel stops a job)", field: "id")
+            }
             service.batcher.cancel(ticket)
             reply(request, .object(["cancelled": target]))
         case "status":
