@@ -106,7 +106,7 @@ public enum JobInput {
 
         mutating func check(_ value: JSONValue, line: Int) throws(JobInputError) {
             guard let object = value.objectValue else {
-                throw JobInputError(line: line, "a line must be a JSON object, got \(describe(value))")
+                throw JobInputError(line: line, "a line must be a JSON object, got \(value.kind)")
             }
             let customID = try requiredString(object, "custom_id", line: line)
             if let first = firstLine[customID] {
@@ -139,7 +139,7 @@ public enum JobInput {
                 throw JobInputError(line: line, field: key, "\(key) is required")
             }
             guard let string = value.stringValue else {
-                throw JobInputError(line: line, field: key, "\(key) must be a string, got \(describe(value))")
+                throw JobInputError(line: line, field: key, "\(key) must be a string, got \(value.kind)")
             }
             guard !string.isEmpty else { throw JobInputError(line: line, field: key, "\(key) must not be empty") }
             return string
@@ -149,7 +149,7 @@ public enum JobInput {
             switch rule {
             case .choice(let allowed):
                 guard let string = value.stringValue, allowed.contains(string) else {
-                    let got = value.stringValue.map { "'\($0)'" } ?? describe(value)
+                    let got = value.stringValue.map { "'\($0)'" } ?? value.kind
                     throw JobInputError(line: line, field: key,
                                         "\(key) must be one of \(allowed.joined(separator: ", ")), got \(got)")
                 }
@@ -157,30 +157,17 @@ public enum JobInput {
             case .integer(let range, let expected):
                 // 512.0 is accepted, as `ask` accepts it, and stored as the integer it is.
                 guard let int = value.intValue, range.contains(int) else {
-                    throw JobInputError(line: line, field: key, "\(key) must be \(expected), got \(describe(value))")
+                    throw JobInputError(line: line, field: key, "\(key) must be \(expected), got \(value.kind)")
                 }
                 return .int(int)
             case .number(let range, let lowerExcluded, let expected):
                 guard let number = value.doubleValue, range.contains(number),
                       !(lowerExcluded && number == range.lowerBound)
                 else {
-                    throw JobInputError(line: line, field: key, "\(key) must be \(expected), got \(describe(value))")
+                    throw JobInputError(line: line, field: key, "\(key) must be \(expected), got \(value.kind)")
                 }
                 return value
             }
-        }
-    }
-
-    /// Strings are not quoted back: one may be a whole prompt.
-    private static func describe(_ value: JSONValue) -> String {
-        switch value {
-        case .null: return "null"
-        case .bool: return "a boolean"
-        case .int(let i): return "the integer \(i)"
-        case .double(let d): return "the number \(d)"
-        case .string: return "a string"
-        case .array: return "an array"
-        case .object: return "an object"
         }
     }
 }

@@ -120,26 +120,22 @@ final class Connection {
     /// fails half-way for want of it. On any error the transaction is rolled back: the store is
     /// usable again at once (after SQLITE_FULL, say) and nothing half-done is ever committed.
     func transaction<T>(_ body: () throws(JobStoreError) -> T) throws(JobStoreError) -> T {
-        try execute("BEGIN IMMEDIATE")
+        try inTransaction("BEGIN IMMEDIATE", body)
+    }
+
+    /// Several reads that must see one snapshot (a job and its lines).
+    func readTransaction<T>(_ body: () throws(JobStoreError) -> T) throws(JobStoreError) -> T {
+        try inTransaction("BEGIN", body)
+    }
+
+    private func inTransaction<T>(_ begin: String, _ body: () throws(JobStoreError) -> T) throws(JobStoreError) -> T {
+        try execute(begin)
         do {
             let value = try body()
             try execute("COMMIT")
             return value
         } catch {
             // SQLite has already rolled back after some errors (a failed COMMIT on a full disk, for one).
-            if sqlite3_get_autocommit(db) == 0 { _ = sqlite3_exec(db, "ROLLBACK", nil, nil, nil) }
-            throw error
-        }
-    }
-
-    /// Several reads that must see one snapshot (a job and its lines).
-    func readTransaction<T>(_ body: () throws(JobStoreError) -> T) throws(JobStoreError) -> T {
-        try execute("BEGIN")
-        do {
-            let value = try body()
-            try execute("COMMIT")
-            return value
-        } catch {
             if sqlite3_get_autocommit(db) == 0 { _ = sqlite3_exec(db, "ROLLBACK", nil, nil, nil) }
             throw error
         }

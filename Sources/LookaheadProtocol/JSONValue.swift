@@ -64,7 +64,7 @@ extension JSONValue {
 
     /// What an error message calls this value: the type, and the number itself for numbers
     /// (strings are not quoted back: they may be a whole prompt).
-    var kind: String {
+    public var kind: String {
         switch self {
         case .null: return "null"
         case .bool: return "a boolean"

@@ -350,10 +350,7 @@ public final class Batcher: @unchecked Sendable {
                 l.request.sink(.step(text: text, answer: answer, fromDraft: fromDraft))
             }
         }
-        runner.reap()
-        freeTarget += l.targetSeqs
-        freeDraft += l.draftSeqs
-        kvReserved -= l.kvCells
+        release(l)
         let reason = l.session.finishReason ?? .cancelled
         var stats = l.session.stats
         stats.wallSeconds = monotonicSeconds() - l.started
@@ -374,14 +371,19 @@ public final class Batcher: @unchecked Sendable {
         }
     }
 
+    /// Frees a finished or failed session's sequences and its share of the KV budget.
+    private func release(_ l: Live) {
+        runner.reap()
+        freeTarget += l.targetSeqs
+        freeDraft += l.draftSeqs
+        kvReserved -= l.kvCells
+    }
+
     private func failAll(_ error: BatcherError) {
         while let l = live.first {
             l.session.cancel()
             live.removeFirst()
-            runner.reap()
-            freeTarget += l.targetSeqs
-            freeDraft += l.draftSeqs
-            kvReserved -= l.kvCells
+            release(l)
             lock.withLock { figures.failed += 1 }
             l.request.sink(.failed(error))
         }
