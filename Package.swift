@@ -24,7 +24,10 @@ let package = Package(
         .target(name: "Lookahead", dependencies: ["Llama"]),
         .target(name: "StepBatcher", dependencies: ["Lookahead", "Llama"]),
         .target(name: "DaemonConfig", dependencies: ["Lookahead", "StepBatcher"]),
-        .target(name: "LookaheadProtocol", dependencies: ["CJSONC", .product(name: "NIOCore", package: "swift-nio")]),
+        // Protocol sits above the batcher: the wire shape of a result is built from its statistics.
+        .target(name: "LookaheadProtocol", dependencies: [
+            "CJSONC", "Lookahead", "StepBatcher", .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .target(name: "JobStore", dependencies: ["CSQLite", "LookaheadProtocol"]),
         .target(name: "LookaheadBench", dependencies: ["Lookahead", "StepBatcher", "LookaheadProtocol"]),
         .target(

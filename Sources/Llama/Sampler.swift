@@ -51,6 +51,14 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
 
     /// Uniform in [0, 1).
     public mutating func unit() -> Float { Float(next() >> 40) / Float(1 << 24) }
+
+    /// A uniform draw keyed by (seed, stream, position) instead of by how many draws came before:
+    /// the token at a position gets the same draw however many proposals were tried or rejected on
+    /// the way, so a request's seed fixes its tokens whatever the speculation did.
+    public static func unit(seed: UInt64, stream: UInt64, position: Int) -> Float {
+        var g = SeededGenerator(seed: seed ^ (stream &* 0xD1B5_4A32_D192_ED03) ^ (UInt64(position) &* 0x9E37_79B9_7F4A_7C15))
+        return g.unit()
+    }
 }
 
 /// The next-token distribution after temperature/top-k/top-p: the surviving candidates, most likely
@@ -74,32 +82,23 @@ public struct TokenDistribution: Sendable, Equatable {
         return probabilities[i]
     }
 
-    public func sample(using rng: inout SeededGenerator) -> Token {
+    public func sample(using rng: inout SeededGenerator) -> Token { sample(u: rng.unit()) }
+
+    /// The token whose cumulative-probability interval holds `u` ∈ [0, 1).
+    ///
+    /// Verifying a deterministic proposal x (n-gram or a draft step's token, q = δ(x)) is this draw
+    /// followed by "accepted iff the token is x": x is taken with probability p(x), exactly the
+    /// speculative-sampling acceptance (Leviathan et al. 2023) for a point-mass proposal, and the
+    /// token is distributed as p whether or not x was proposed. With the same `u` for a position
+    /// (see `SeededGenerator.unit(seed:stream:position:)`) it is also the token plain decoding draws.
+    public func sample(u: Float) -> Token {
         if tokens.count == 1 { return tokens[0] }
-        return pick(rng.unit(), excluding: nil)
-    }
-
-    /// Speculative sampling against a deterministic proposal `proposed` (n-gram or a draft step's
-    /// token, i.e. q = δ(proposed)): accept it with probability p(proposed); otherwise draw from
-    /// the residual max(0, p − q), which is p without `proposed`, renormalised. The result is
-    /// distributed exactly as p (Leviathan et al. 2023). Returns the token and whether it was the proposal.
-    public func verify(proposed: Token, using rng: inout SeededGenerator) -> (token: Token, accepted: Bool) {
-        let p = probability(of: proposed)
-        if p >= 1 { return (proposed, true) }
-        if p > 0, rng.unit() < p { return (proposed, true) }
-        if p == 0 { return (sample(using: &rng), false) }
-        return (pick(rng.unit(), excluding: proposed), false)
-    }
-
-    private func pick(_ u: Float, excluding excluded: Token?) -> Token {
-        let total = excluded.map { 1 - probability(of: $0) } ?? 1
-        var target = u * total, last = tokens[0]
-        for (t, p) in zip(tokens, probabilities) where t != excluded {
-            last = t
-            if target < p { return t }
-            target -= p
+        var rest = u
+        for (t, p) in zip(tokens, probabilities) {
+            if rest < p { return t }
+            rest -= p
         }
-        return last
+        return tokens[tokens.count - 1]
     }
 }
 

@@ -36,6 +36,12 @@ public struct SessionConfig: Sendable, Equatable {
     public var verifier: String?
     /// The answer after `</think>` is written by the target alone, never paraphrased.
     public var answerByTargetOnly = true
+    /// Let measured costs steer the speculation: proposals only as long as their acceptance pays
+    /// for their place in the pass, γ capped at ⌈1/c⌉, drafting paused while it loses to plain
+    /// decoding. Only speed depends on it in `ar`, `sd` and under the exact verifier (greedy, or
+    /// sampling keyed by position); with a semantic verifier, which draft steps finish in time to
+    /// be compared — and so the text — can.
+    public var adaptive = true
 
     public init(mode: Mode = .lookaheadSD) { self.mode = mode }
 

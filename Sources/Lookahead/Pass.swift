@@ -39,7 +39,7 @@ struct Track: Sendable {
     var proposalRow = -1
     var fedCount = 0
     var proposals: [Token] = []
-    var proposer: Proposer?
+    var source: ProposalSource?
     /// Entry of this track's token at `kvBeforePass` when it fed its own contiguous run (−1 when
     /// it shared, so no child can share from it).
     var firstEntry = -1
@@ -51,11 +51,11 @@ struct Track: Sendable {
     /// text token and after each proposal. Positions below `sharedUntil` that `parent` fed in this
     /// same pass from the same KV start are shared with it instead of computed twice.
     mutating func feed(into pass: inout PassBuilder, output: SamplingParams, proposals: [Token] = [],
-                       proposer: Proposer? = nil, parent: Track? = nil, sharedUntil: Int = 0) {
+                       source: ProposalSource? = nil, parent: Track? = nil, sharedUntil: Int = 0) {
         kvBeforePass = kv
         fedCount = text.count
         self.proposals = proposals
-        self.proposer = proposals.isEmpty ? nil : proposer
+        self.source = proposals.isEmpty ? nil : source
         var position = kv
         if let parent, parent.firstEntry >= 0, parent.kvBeforePass == kv {
             let end = min(sharedUntil, parent.fedCount, text.count)
@@ -92,7 +92,7 @@ struct Track: Sendable {
         firstRow = -1
         firstEntry = -1
         proposals = []
-        proposer = nil
+        source = nil
     }
 
     /// Re-points the track at `newText` (a commit or a rollback): keeps the KV of the common prefix.

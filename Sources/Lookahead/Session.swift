@@ -72,8 +72,10 @@ public final class LookaheadSession {
     private var draftTracks: [Track]
     private var chainClosed = false
     private var freeTargetSeqs: [SeqID]
-    private var targetRNG: SeededGenerator
-    private var draftRNG: SeededGenerator
+    /// Measured pass costs, as of the last plan: what the adaptive choices are made from.
+    private var costs = EngineCosts()
+    private var estimates: [ProposalSource: AcceptanceEstimate] = [:]
+    private var governor = DraftGovernor()
 
     /// `targetSeqs`/`draftSeqs`: the ids this session may use, empty in both contexts.
     public init(prompt: [Token], config: SessionConfig, target: ModelEngine, draft: ModelEngine?,
@@ -95,8 +97,6 @@ public final class LookaheadSession {
         draftTracks = config.mode.usesDraft
             ? draftSeqs.prefix(config.width).map { Track(seq: $0, text: prompt) } : []
         drafting = Array(repeating: StepBuilder(), count: draftTracks.count)
-        targetRNG = SeededGenerator(seed: config.sampling.seed)
-        draftRNG = SeededGenerator(seed: config.sampling.seed ^ 0x5DEE_CE66_D1CE_5EED)
     }
 
     public var isFinished: Bool { finishReason != nil }
@@ -112,11 +112,19 @@ public final class LookaheadSession {
     // MARK: Draft pass
 
     private var drafts: Bool {
-        draft != nil && !isFinished && !answerPhase && !chainClosed && chain.count < config.gamma
+        draft != nil && governor.speculating && !isFinished && !answerPhase && !chainClosed && chain.count < gamma
+    }
+
+    /// γ in use: the configured depth, capped at ⌈1/c⌉ (c per token, measured) when adaptive —
+    /// the asynchronous pipeline gains nothing deeper (the paper's Lemma 2).
+    var gamma: Int {
+        guard config.adaptive, let c = costs.draftRatio else { return config.gamma }
+        return min(config.gamma, SpeedupModel.gammaCap(c: c))
     }
 
     /// Adds this session's next draft token(s) to draft pass number `round` of this tick.
-    public func planDraft(into pass: inout PassBuilder, round: Int = 0) {
+    public func planDraft(into pass: inout PassBuilder, round: Int = 0, costs: EngineCosts = EngineCosts()) {
+        self.costs = costs
         guard drafts, round < config.draftTokensPerTick else { return }
         for w in draftTracks.indices where !drafting[w].isDone {
             draftTracks[w].feed(into: &pass, output: config.sampling)
@@ -129,7 +137,7 @@ public final class LookaheadSession {
         for w in draftTracks.indices where draftTracks[w].firstRow >= 0 {
             fed = true
             guard let dist = outputs[draftTracks[w].firstRow] else { continue }
-            let token = dist.sample(using: &draftRNG)
+            let token = draw(from: dist, stream: 1 + UInt64(w), position: draftTracks[w].text.count)
             draftTracks[w].text.append(token)
             draftTracks[w].settle(acceptedProposals: 0, engine: draft)
             _ = drafting[w].append(token, rules: config.rules, text: draft.text)
@@ -196,14 +204,23 @@ public final class LookaheadSession {
         return all.filter { !$0.step.isDone }
     }
 
-    public func planTarget(into pass: inout PassBuilder) {
+    public func planTarget(into pass: inout PassBuilder, costs: EngineCosts = EngineCosts()) {
+        self.costs = costs
         guard !isFinished else { return }
         for branch in liveBranches {
-            let (proposals, proposer) = propose(for: branch)
+            let (proposals, source) = propose(for: branch)
             let parentTrack = branch.parent.map(\.track)
-            branch.track.feed(into: &pass, output: config.sampling, proposals: proposals, proposer: proposer,
+            branch.track.feed(into: &pass, output: config.sampling, proposals: proposals, source: source,
                               parent: parentTrack, sharedUntil: branch.sharedUntil)
         }
+    }
+
+    /// The token for `position` of a sequence: greedy, or the distribution's draw at the uniform
+    /// keyed by the request's seed, this stream and the position (never by what came before it).
+    private func draw(from dist: TokenDistribution, stream: UInt64, position: Int) -> Token {
+        config.sampling.isGreedy
+            ? dist.mostLikely
+            : dist.sample(u: SeededGenerator.unit(seed: config.sampling.seed, stream: stream, position: position))
     }
 
     public func absorbTarget(_ outputs: [TokenDistribution?]) {
@@ -214,15 +231,10 @@ public final class LookaheadSession {
             var accepted = 0
             for i in 0...proposals.count {
                 guard let dist = outputs[branch.track.row(i)] else { break }
-                let token: Token
-                var tookProposal = false
-                if i < proposals.count {
-                    (token, tookProposal) = config.sampling.isGreedy
-                        ? (dist.mostLikely, dist.mostLikely == proposals[i])
-                        : dist.verify(proposed: proposals[i], using: &targetRNG)
-                } else {
-                    token = dist.sample(using: &targetRNG)
-                }
+                // A proposal is verified by drawing the token as plain decoding would and taking the
+                // proposal iff they agree: exact for greedy, speculative sampling for temperature > 0.
+                let token = draw(from: dist, stream: 0, position: branch.track.text.count)
+                let tookProposal = i < proposals.count && token == proposals[i]
                 branch.track.text.append(token)
                 stats.targetTokens += 1
                 if tookProposal { accepted += 1 }
@@ -232,9 +244,10 @@ public final class LookaheadSession {
             if branch === root, committed.count - promptCount + branch.step.tokens.count >= config.maxTokens {
                 branch.step.cut()
             }
-            if let proposer = branch.track.proposer {
-                stats.proposed[proposer, default: 0] += proposals.count
-                stats.acceptedProposals[proposer, default: 0] += accepted
+            if let source = branch.track.source {
+                stats.proposed[source.proposer, default: 0] += proposals.count
+                stats.acceptedProposals[source.proposer, default: 0] += accepted
+                estimates[source, default: AcceptanceEstimate()].record(proposed: proposals.count, accepted: accepted)
             }
             branch.track.settle(acceptedProposals: accepted, engine: target)
         }
@@ -244,18 +257,27 @@ public final class LookaheadSession {
     // MARK: Token-level proposals
 
     /// Draft-step lookup first (the branch regenerating step j proposes the draft's dⱼ, which
-    /// exists anyway), else n-gram prompt lookup. Never past the step cap.
-    private func propose(for branch: Branch) -> ([Token], Proposer?) {
+    /// exists anyway), else n-gram prompt lookup. Never past the step cap. When adaptive, only as
+    /// many tokens as the source's measured acceptance makes worth their cost in the pass.
+    private func propose(for branch: Branch) -> ([Token], ProposalSource?) {
         guard config.mode.speculatesTokens, config.proposalTokens > 0 else { return ([], nil) }
         let room = min(config.proposalTokens, config.rules.maxTokens - branch.step.tokens.count - 1,
                        config.maxTokens - (committed.count - promptCount) - 1)
         guard room > 0 else { return ([], nil) }
         let made = branch.step.tokens
-        for source in draftSources(for: branch) where source.count > made.count && Array(source.prefix(made.count)) == made {
-            return (Array(source[made.count..<min(source.count, made.count + room)]), .draftStep)
+        var found: [Token] = [], source: ProposalSource?
+        for tokens in draftSources(for: branch) where tokens.count > made.count && Array(tokens.prefix(made.count)) == made {
+            found = Array(tokens[made.count..<min(tokens.count, made.count + room)])
+            source = .draftStep
+            break
         }
-        let found = ngramLookup(branch.track.text, room: room)
-        return (found, found.isEmpty ? nil : .ngram)
+        if source == nil, let match = ngramLookup(branch.track.text, room: room) {
+            (found, source) = (match.tokens, .ngram(match.size))
+        }
+        guard let source, config.adaptive else { return (found, source) }
+        estimates[source, default: AcceptanceEstimate()].forget()
+        let k = ProposalPolicy.worthwhile(available: found.count, rate: estimates[source]!.rate, costs: costs)
+        return k == 0 ? ([], nil) : (Array(found.prefix(k)), source)
     }
 
     /// The draft's versions of the step `branch` is regenerating: the finished candidates at the
@@ -275,7 +297,9 @@ public final class LookaheadSession {
         return []
     }
 
-    private func ngramLookup(_ text: [Token], room: Int) -> [Token] {
+    /// The tokens that followed the latest earlier occurrence of the text's longest suffix
+    /// (ngramMax … ngramMin tokens), and that suffix's length.
+    private func ngramLookup(_ text: [Token], room: Int) -> (tokens: [Token], size: Int)? {
         let n = text.count
         for size in stride(from: config.ngramMax, through: max(1, config.ngramMin), by: -1) where n > size {
             let suffix = text[(n - size)...]
@@ -283,12 +307,12 @@ public final class LookaheadSession {
             while start >= 0 {
                 if text[start..<start + size].elementsEqual(suffix) {
                     let from = start + size
-                    return Array(text[from..<min(n, from + room)])
+                    return (Array(text[from..<min(n, from + room)]), size)
                 }
                 start -= 1
             }
         }
-        return []
+        return nil
     }
 
     // MARK: Verify
@@ -339,7 +363,17 @@ public final class LookaheadSession {
 
     /// Commits every step that is decided: accepted draft steps re-root onto their branch; the
     /// first rejection commits the target's own step and drops the chain.
-    public func advance() {
+    public func advance(ledger: inout SpeculationLedger) {
+        let steps = stats.committedSteps, tokens = committed.count
+        defer {
+            if stats.committedSteps > steps {
+                if draft != nil, governor.speculating { stats.draftedTokens += committed.count - tokens }
+                governDrafting(&ledger)
+            } else if stats.targetPasses > 0 {
+                governor.begin(spentSeconds: stats.draftSeconds + stats.targetSeconds + stats.verifySeconds,
+                               committedTokens: committed.count - promptCount, committedSteps: stats.committedSteps)
+            }
+        }
         while !isFinished, root.step.isDone {
             if let position = chain.first, let c = position.firstIndex(where: { $0.verdict == true }) {
                 stats.acceptedDraftSteps += 1
@@ -404,6 +438,29 @@ public final class LookaheadSession {
         } else if committed.count + config.rules.maxTokens + 2 >= target.contextLength {
             finish(.context)
         }
+    }
+
+    /// Switches the draft off for a while when it has been costing more than it saves, and back on
+    /// to probe again (`DraftGovernor`).
+    private func governDrafting(_ ledger: inout SpeculationLedger) {
+        guard config.adaptive, draft != nil, !isFinished, !answerPhase else { return }
+        let spent = stats.draftSeconds + stats.targetSeconds + stats.verifySeconds
+        guard governor.observe(spentSeconds: spent, committedTokens: committed.count - promptCount,
+                               committedSteps: stats.committedSteps, costs: costs, ledger: &ledger) else { return }
+        if governor.speculating {
+            rebaseDraft()
+        } else {
+            stats.draftPauses += 1
+            dropChain()
+        }
+    }
+
+    /// Joins with the draft paused for `steps` (drafting has been losing on this machine); it is
+    /// probed after that like any paused session.
+    public func startWithDraftPaused(steps: Int) {
+        guard config.adaptive, draft != nil, stats.committedSteps == 0 else { return }
+        governor.pause(steps: steps)
+        stats.draftPauses += 1
     }
 
     private func dropChain() {

@@ -8,6 +8,10 @@ public struct SessionStats: Sendable, Equatable {
     public var undraftedSteps = 0
     /// Pairs decided as token-identical, without a verifier call.
     public var identicalSteps = 0
+    /// Times the adaptive governor switched drafting off because it cost more than it saved.
+    public var draftPauses = 0
+    /// Committed tokens of steps committed while the draft was running (the rest: plain decoding).
+    public var draftedTokens = 0
     public var draftTokens = 0
     public var targetTokens = 0
     public var draftPasses = 0

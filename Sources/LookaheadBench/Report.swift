@@ -63,6 +63,8 @@ public struct ModeSummary: Sendable, Equatable {
     public var targetPasses = 0
     public var targetSeconds = 0.0
     public var verifySeconds = 0.0
+    public var draftPauses = 0
+    public var draftedTokens = 0
     public var proposals: [Proposer: ProposalCount] = [:]
 
     public init(mode: Mode) { self.mode = mode }
@@ -84,6 +86,8 @@ public struct ModeSummary: Sendable, Equatable {
         targetPasses += s.targetPasses
         targetSeconds += s.targetSeconds
         verifySeconds += s.verifySeconds
+        draftPauses += s.draftPauses
+        draftedTokens += s.draftedTokens
         for p in Self.proposers {
             proposals[p, default: ProposalCount()].proposed += s.proposed[p] ?? 0
             proposals[p, default: ProposalCount()].accepted += s.acceptedProposals[p] ?? 0
@@ -102,6 +106,13 @@ public struct ModeSummary: Sendable, Equatable {
         return (draftSeconds / Double(draftPasses)) / (targetSeconds / Double(targetPasses))
     }
     public var verifierShare: Double { wallSeconds > 0 ? verifySeconds / wallSeconds : 0 }
+    /// Share of the committed tokens decoded with the draft running (the rest: drafting paused).
+    public var draftedShare: Double { tokens > 0 ? Double(draftedTokens) / Double(tokens) : 0 }
+    /// Share of wall time outside the model passes and the verifier: planning, acceptance,
+    /// bookkeeping — the Swift side of the tick loop.
+    public var overheadShare: Double {
+        wallSeconds > 0 ? max(0, 1 - (draftSeconds + targetSeconds + verifySeconds) / wallSeconds) : 0
+    }
 
     /// What the paper's async model predicts for the measured α and c at depth γ.
     public func modelSpeedup(gamma: Int) -> Double? {
@@ -177,7 +188,7 @@ public struct BenchReport: Sendable {
     /// The table for people.
     public func table() -> String {
         let header = ["mode", "n", "wall s", "tokens", "tok/s", "speed-up", "α (acc/ver)", "c", "model",
-                      "verify", "n-gram acc", "draft-step acc", "accuracy"]
+                      "verify", "other", "pauses", "drafted", "n-gram acc", "draft-step acc", "accuracy"]
         let rows = summaries.map { s -> [String] in
             let alpha = s.alpha.map { "\(fixed($0, 2)) (\(s.acceptedSteps)/\(s.verifiedSteps))" }
             let proposal = { (p: Proposer) -> String in
@@ -187,7 +198,9 @@ public struct BenchReport: Sendable {
             return [s.mode.rawValue, "\(s.n)", fixed(s.wallSeconds, 1), "\(s.tokens)", fixed(s.tokensPerSecond, 2),
                     s.speedup.map { fixed($0, 2) + "×" } ?? "–", alpha ?? "–", s.c.map { fixed($0, 2) } ?? "–",
                     s.modelSpeedup(gamma: settings.gamma).map { fixed($0, 2) + "×" } ?? "–",
-                    percent(s.verifierShare, 1), proposal(.ngram), proposal(.draftStep),
+                    percent(s.verifierShare, 1), percent(s.overheadShare, 1), s.mode.usesDraft ? "\(s.draftPauses)" : "–",
+                    s.mode.usesDraft ? percent(s.draftedShare) : "–",
+                    proposal(.ngram), proposal(.draftStep),
                     "\(s.correct)/\(s.n) (\(percent(s.accuracy)))"]
         }
         let widths = header.indices.map { col in ([header] + rows).map { $0[col].count }.max() ?? 0 }
@@ -200,7 +213,9 @@ public struct BenchReport: Sendable {
         return (["\(problems) from \(settings.data) (offset \(settings.offset)); \(settings.summary)",
                  line(header), rule] + rows.map(line)).joined(separator: "\n")
             + "\nspeed-up: wall time of ar over this mode's, same problems. model: the paper's async speed-up "
-            + "for the measured α and c at γ \(settings.gamma) (step level only).\n"
+            + "for the measured α and c at γ \(settings.gamma) (step level only). other: wall time outside model "
+            + "and verifier passes. pauses: times drafting was switched off for costing more than plain decoding; "
+            + "drafted: share of tokens committed while it ran.\n"
     }
 
     /// The report for machines: settings, per mode, per run.
@@ -221,7 +236,8 @@ public struct BenchReport: Sendable {
                 "accepted_steps": JSONValue(s.acceptedSteps), "verified_steps": JSONValue(s.verifiedSteps),
                 "model_speedup": number(s.modelSpeedup(gamma: settings.gamma), 4),
                 "verify_s": number(s.verifySeconds, 3), "verifier_share": number(s.verifierShare, 4),
-                "token_sd": .object(proposers),
+                "overhead_share": number(s.overheadShare, 4), "draft_pauses": JSONValue(s.draftPauses),
+                "drafted_share": number(s.draftedShare, 4), "token_sd": .object(proposers),
             ]
         }
         let runs = records.map { r -> JSONValue in
@@ -235,6 +251,7 @@ public struct BenchReport: Sendable {
                 "committed_steps": JSONValue(s.committedSteps), "draft_passes": JSONValue(s.draftPasses),
                 "draft_s": number(s.draftSeconds, 3), "target_passes": JSONValue(s.targetPasses),
                 "target_s": number(s.targetSeconds, 3), "verify_s": number(s.verifySeconds, 3),
+                "draft_pauses": JSONValue(s.draftPauses), "drafted_tokens": JSONValue(s.draftedTokens),
             ]
         }
         return ["settings": settings.json, "modes": .object(modes), "problems": .array(runs)]

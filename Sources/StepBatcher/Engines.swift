@@ -94,6 +94,10 @@ public final class Engines {
         embedModel = embed
     }
 
+    /// The runner for in-process requests (`generate`): one for the engines' life, so the pass
+    /// costs it measures carry from one request to the next.
+    public private(set) lazy var runner = makeRunner()
+
     public func makeRunner() -> TickRunner {
         TickRunner(target: target, draft: draft, verifiers: verifiers, defaultVerifier: config.verifier)
     }

@@ -34,10 +34,9 @@ extension Engines {
             prompt: prompt, config: config, target: target, draft: draft,
             targetSeqs: (0..<Int32(config.targetSequences)).map { $0 },
             draftSeqs: (0..<Int32(config.draftSequences)).map { $0 })
-        let runner = makeRunner()
         runner.add(session)
         let t0 = monotonicSeconds()
-        defer { runner.reap() }
+        defer { session.cancel(); runner.reap() }
         while !session.isFinished {
             try runner.tick()
             session.takeEvents().forEach(onEvent)

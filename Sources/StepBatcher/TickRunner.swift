@@ -24,9 +24,17 @@ public final class TickRunner {
     /// Ticks whose target pass carried more than one session.
     public private(set) var sharedTargetPasses = 0
     public private(set) var ticks = 0
+    /// Both models' measured pass costs: every session plans its speculation from them.
+    public private(set) var costs = EngineCosts()
+    /// What drafting has been earning across sessions: new sessions start paused while it loses.
+    public private(set) var ledger = SpeculationLedger()
+    /// Seconds, monotonic; tests substitute a simulated clock.
+    private let clock: () -> Double
 
-    public init(target: ModelEngine, draft: ModelEngine?, verifiers: [String: VerifierChain], defaultVerifier: String) {
+    public init(target: ModelEngine, draft: ModelEngine?, verifiers: [String: VerifierChain], defaultVerifier: String,
+                clock: @escaping () -> Double = monotonicSeconds) {
         precondition(verifiers[defaultVerifier] != nil, "no verifier chain named \(defaultVerifier)")
+        self.clock = clock
         self.target = target
         self.draft = draft
         self.verifiers = verifiers
@@ -39,7 +47,10 @@ public final class TickRunner {
         session.config.verifier.flatMap { verifiers[$0] == nil ? nil : $0 } ?? defaultVerifier
     }
 
-    public func add(_ session: LookaheadSession) { sessions.append(session) }
+    public func add(_ session: LookaheadSession) {
+        if ledger.losing { session.startWithDraftPaused(steps: ledger.backoff) }
+        sessions.append(session)
+    }
 
     /// Removes finished sessions, freeing their sequences; returns them.
     @discardableResult
@@ -61,17 +72,18 @@ public final class TickRunner {
         var round = 0
         while let draft {
             var pass = PassBuilder()
-            var carried: [LookaheadSession] = []
+            var carried: [(session: LookaheadSession, tokens: Int)] = []
             for s in live {
                 let before = pass.count
-                s.planDraft(into: &pass, round: round)
-                if pass.count > before { carried.append(s) }
+                s.planDraft(into: &pass, round: round, costs: costs)
+                if pass.count > before { carried.append((s, pass.count - before)) }
             }
             if pass.isEmpty { break }
-            let t0 = monotonicSeconds()
+            let t0 = clock()
             let out = try draft.decode(pass.entries)
-            let share = (monotonicSeconds() - t0) / Double(carried.count)
-            for s in carried { s.absorbDraft(out); s.recordDraftTime(share) }
+            let seconds = clock() - t0
+            costs.draft.record(tokens: pass.count, seconds: seconds)
+            for (s, n) in carried { s.absorbDraft(out); s.recordDraftTime(seconds * Double(n) / Double(pass.count)) }
             report.draftSessions = max(report.draftSessions, carried.count)
             report.draftTokens += pass.count
             report.draftPasses += 1
@@ -79,17 +91,19 @@ public final class TickRunner {
         }
 
         var pass = PassBuilder()
-        var carried: [LookaheadSession] = []
+        var carried: [(session: LookaheadSession, tokens: Int)] = []
         for s in live {
             let before = pass.count
-            s.planTarget(into: &pass)
-            if pass.count > before { carried.append(s) }
+            s.planTarget(into: &pass, costs: costs)
+            if pass.count > before { carried.append((s, pass.count - before)) }
         }
         if !pass.isEmpty {
-            let t0 = monotonicSeconds()
+            let t0 = clock()
             let out = try target.decode(pass.entries)
-            let share = (monotonicSeconds() - t0) / Double(carried.count)
-            for s in carried { s.absorbTarget(out); s.recordTargetTime(share) }
+            let seconds = clock() - t0
+            costs.target.record(tokens: pass.count, seconds: seconds)
+            // Each session pays for the tokens it put in the pass: its share of the cost it caused.
+            for (s, n) in carried { s.absorbTarget(out); s.recordTargetTime(seconds * Double(n) / Double(pass.count)) }
             report.targetSessions = carried.count
             report.targetTokens = pass.count
             if carried.count > 1 { sharedTargetPasses += 1 }
@@ -102,9 +116,9 @@ public final class TickRunner {
             let members = live.indices.filter { names[$0] == name }
             let pairs = members.flatMap { requests[$0] }
             guard !pairs.isEmpty else { continue }
-            let t0 = monotonicSeconds()
+            let t0 = clock()
             let verdicts = try chain.judge(pairs)
-            let share = (monotonicSeconds() - t0) / Double(pairs.count)
+            let share = (clock() - t0) / Double(pairs.count)
             var offset = 0
             for i in members {
                 let n = requests[i].count
@@ -116,7 +130,7 @@ public final class TickRunner {
         }
         for (s, r) in zip(live, requests) where r.isEmpty { s.applyVerdicts([]) }
 
-        for s in live { s.advance() }
+        for s in live { s.advance(ledger: &ledger) }
         lastReport = report
         ticks += 1
     }

@@ -125,11 +125,7 @@ struct Ask: ParsableCommand {
             guard case .step(let text, let answer, _) = event else { return }
             steps.print(text, thinking: !answer)
         }
-        report([
-            "text": .string(result.text), "answer": .string(result.answer), "tokens": JSONValue(result.tokens.count),
-            "finish_reason": .string(result.finishReason.rawValue), "mode": .string(config.mode.rawValue),
-            "stats": .object(statsObject(result.stats, verifier: engines.verifier)),
-        ])
+        report(ResultEncoding.generation(result, mode: config.mode, verifier: engines.verifier.name))
     }
 
     /// The result object as one JSON line with `--json`; else the statistics line on standard error.
@@ -176,25 +172,3 @@ func statsLine(_ result: JSONValue, gamma: Int) -> String {
         + "speed-up estimate \(speedup)\n"
 }
 
-/// The `stats` object of docs/protocol.md, for a request run in this process.
-func statsObject(_ s: SessionStats, verifier: VerifierChain) -> JSONObject {
-    var proposers = JSONObject()
-    for p in [Proposer.ngram, .draftStep] {
-        proposers[p.rawValue] = ["proposed": JSONValue(s.proposed[p] ?? 0), "accepted": JSONValue(s.acceptedProposals[p] ?? 0)]
-    }
-    return [
-        "committed_steps": JSONValue(s.committedSteps), "accepted_steps": JSONValue(s.acceptedDraftSteps),
-        "rejected_steps": JSONValue(s.rejectedDraftSteps), "undrafted_steps": JSONValue(s.undraftedSteps),
-        "identical_steps": JSONValue(s.identicalSteps), "alpha": .double(s.alpha), "c": .double(s.costRatio),
-        "draft_passes": JSONValue(s.draftPasses), "target_passes": JSONValue(s.targetPasses),
-        "draft_seconds": .double(s.draftSeconds), "target_seconds": .double(s.targetSeconds),
-        "verify_seconds": .double(s.verifySeconds),
-        "draft_tokens": JSONValue(s.draftTokens), "target_tokens": JSONValue(s.targetTokens),
-        "wall_seconds": .double(s.wallSeconds), "tokens_per_second": .double(s.tokensPerSecond),
-        "generated_tokens": JSONValue(s.generatedTokens), "proposers": .object(proposers),
-        "verifier": ["name": .string(verifier.name), "exact_accepts": JSONValue(verifier.exact.accepts),
-                     "semantic_calls": JSONValue(verifier.semanticCounts.calls),
-                     "semantic_accepts": JSONValue(verifier.semanticCounts.accepts),
-                     "guard_vetoes": JSONValue(verifier.guardVetoes)],
-    ]
-}

@@ -134,6 +134,7 @@ struct RealModelTests {
             var c = SessionConfig(mode: .sd)
             c.maxTokens = 2
             c.proposalTokens = 1
+            c.adaptive = false  // the lookup must propose every time
             c.sampling = SamplingParams(temperature: 1.5, topK: 40, topP: 1, seed: UInt64(seed))
             let g = try engines.generate(prompt: prompt, config: c)
             counts[g.tokens[0], default: 0] += 1
@@ -163,5 +164,31 @@ struct RealModelTests {
         print("first token under sd: χ² = \(statistic) over \(buckets) buckets, critical \(critical)")
         #expect(buckets >= 3, "the test needs a spread distribution")
         #expect(statistic < critical)
+    }
+
+    /// With sampling keyed by position, a seed fixes the text: `sd` writes what `ar` draws, token
+    /// for token, however many of its proposals were taken or refused (a single sequence keeps its
+    /// KV cells in order, and batch shape does not change the logits).
+    @Test func sampledSpeculationKeepsTheSeedsTokens() throws {
+        let engines = try RealModels.engines(verifier: "exact", target: "tiny", loadDraft: false)
+        let prompt = try engines.targetModel.vocab.tokenize(
+            "One, two, three. One, two, three. Count again: one, two,", addSpecial: true)
+        var proposed = 0, taken = 0, distinct = Set<[Token]>()
+        for seed in UInt64(1)...6 {
+            var c = SessionConfig(mode: .ar)
+            c.maxTokens = 32
+            c.sampling = SamplingParams(temperature: 0.8, topK: 40, topP: 0.95, seed: seed)
+            let ar = try engines.generate(prompt: prompt, config: c)
+            c.mode = .sd
+            c.adaptive = false
+            let sd = try engines.generate(prompt: prompt, config: c)
+            #expect(sd.tokens == ar.tokens, "seed \(seed)")
+            proposed += sd.stats.proposed[.ngram] ?? 0
+            taken += sd.stats.acceptedProposals[.ngram] ?? 0
+            distinct.insert(ar.tokens)
+        }
+        print("sampled sd: \(taken)/\(proposed) proposals taken; \(distinct.count) distinct texts over 6 seeds")
+        #expect(taken > 0 && taken < proposed)
+        #expect(distinct.count > 1, "different seeds must sample different texts")
     }
 }

@@ -41,6 +41,9 @@ final class ScriptedEngine: ModelEngine {
     private(set) var kv: [SeqID: [Token]] = [:]
     private(set) var passes: [[PassEntry]] = []
     let contextLength: Int
+    /// Simulated time: each pass advances `clock` by `passCost(tokens in the pass)`.
+    var clock: SimulatedClock?
+    var passCost: (Int) -> Double = { _ in 0 }
 
     init(words: WordText, promptLength: Int, contextLength: Int = 4096, script: @escaping (SeqID) -> [[Token]]) {
         self.words = words
@@ -51,6 +54,7 @@ final class ScriptedEngine: ModelEngine {
 
     func decode(_ entries: [PassEntry]) throws -> [TokenDistribution?] {
         passes.append(entries)
+        clock?.now += passCost(entries.count)
         var out: [TokenDistribution?] = []
         for e in entries {
             for s in e.sequences {
@@ -101,4 +105,10 @@ final class FixedVerifier: StepVerifier {
     private(set) var asked: [StepPair] = []
     init(_ answer: @escaping (StepPair) -> Bool) { self.answer = answer }
     func verify(_ pairs: [StepPair]) -> [Bool] { asked += pairs; return pairs.map(answer) }
+}
+
+/// The clock a scripted run's tick runner reads: it moves only when a scripted model decodes, so
+/// cost-driven choices are tested deterministically.
+final class SimulatedClock {
+    var now = 0.0
 }

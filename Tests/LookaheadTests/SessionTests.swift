@@ -8,10 +8,21 @@ struct Scenario {
     let words = WordText()
     var targetSteps: [String]
     var draftSteps: [String]
-    var config = SessionConfig(mode: .lookahead)
+    /// Not adaptive: these scenarios pin the algorithm's paths; `AdaptiveTests` drive the cost-led
+    /// choices with simulated pass costs.
+    var config: SessionConfig = {
+        var c = SessionConfig(mode: .lookahead)
+        c.adaptive = false
+        return c
+    }()
     var semantic: StepVerifier? = nil
     /// Draft script for the second candidate track (W = 2).
     var secondDraftSteps: [String]? = nil
+    /// Simulated seconds of a target and a draft pass of n tokens (nil: no simulated time).
+    var targetCost: ((Int) -> Double)? = nil
+    var draftCost: ((Int) -> Double)? = nil
+    /// Sampling distributions the scripted target uses instead of its script: (sequence, step, offset).
+    var targetDistribution: ((SeqID, Int, Int) -> TokenDistribution?)? = nil
 
     struct Outcome {
         var text: String
@@ -22,32 +33,53 @@ struct Scenario {
         var target: ScriptedEngine
         var draft: ScriptedEngine
         var session: LookaheadSession
+        /// Simulated seconds the run took.
+        var seconds: Double
     }
 
     func run(ticks maxTicks: Int = 500, beforeTick: ((Int, LookaheadSession) -> Void)? = nil) throws -> Outcome {
+        try runSessions(1, ticks: maxTicks, beforeTick: beforeTick)[0]
+    }
+
+    /// `count` requests one after another on the same engines and tick runner (which carries
+    /// measured costs and the speculation ledger from one to the next).
+    func runSessions(_ count: Int, ticks maxTicks: Int = 500,
+                     beforeTick: ((Int, LookaheadSession) -> Void)? = nil) throws -> [Outcome] {
         let prompt = words.tokens("question : what is it ? |")
         let t = targetSteps.map { words.tokens($0) }
         let d = draftSteps.map { words.tokens($0) }
         let d2 = secondDraftSteps?.map { words.tokens($0) }
         let target = ScriptedEngine(words: words, promptLength: prompt.count) { _ in t }
         let draft = ScriptedEngine(words: words, promptLength: prompt.count) { seq in seq == 1 ? (d2 ?? d) : d }
-        let session = try LookaheadSession(prompt: prompt, config: config, target: target, draft: draft,
-                                           targetSeqs: (0..<Int32(config.targetSequences)).map { $0 },
-                                           draftSeqs: (0..<Int32(config.draftSequences)).map { $0 })
-        let runner = TickRunner(target: target, draft: draft, verifiers: ["test": VerifierChain(semantic: semantic)], defaultVerifier: "test")
-        runner.add(session)
-        var events: [SessionEvent] = []
-        var n = 0
-        while !session.isFinished, n < maxTicks {
-            beforeTick?(n, session)
-            try runner.tick()
+        let clock = SimulatedClock()
+        target.distribution = targetDistribution
+        if let targetCost { target.clock = clock; target.passCost = targetCost }
+        if let draftCost { draft.clock = clock; draft.passCost = draftCost }
+        let runner = TickRunner(target: target, draft: draft, verifiers: ["test": VerifierChain(semantic: semantic)],
+                                defaultVerifier: "test", clock: { clock.now })
+        var outcomes: [Outcome] = []
+        for _ in 0..<count {
+            let session = try LookaheadSession(prompt: prompt, config: config, target: target, draft: draft,
+                                               targetSeqs: (0..<Int32(config.targetSequences)).map { $0 },
+                                               draftSeqs: (0..<Int32(config.draftSequences)).map { $0 })
+            let start = clock.now
+            runner.add(session)
+            var events: [SessionEvent] = []
+            var n = 0
+            while !session.isFinished, n < maxTicks {
+                beforeTick?(n, session)
+                try runner.tick()
+                events += session.takeEvents()
+                n += 1
+            }
             events += session.takeEvents()
-            n += 1
+            runner.reap()
+            outcomes.append(Outcome(
+                text: words.detokenize(session.generatedTokens), tokens: session.generatedTokens, events: events,
+                stats: session.stats, reason: session.finishReason, target: target, draft: draft, session: session,
+                seconds: clock.now - start))
         }
-        events += session.takeEvents()
-        runner.reap()
-        return Outcome(text: words.detokenize(session.generatedTokens), tokens: session.generatedTokens, events: events,
-                       stats: session.stats, reason: session.finishReason, target: target, draft: draft, session: session)
+        return outcomes
     }
 
     /// What the target alone writes.

@@ -53,17 +53,32 @@ struct VerifierTests {
 
 @Suite("Speculative sampling")
 struct SamplingTests {
-    /// Verifying a fixed proposal must leave the target's distribution unchanged.
+    /// Verifying a point-mass proposal x is drawing the token at the position's keyed uniform and
+    /// taking x iff they agree: tokens follow p, x is taken with probability p(x) (the
+    /// speculative-sampling acceptance), and the draw at a position never depends on the proposal.
     @Test(arguments: [Token(0), 2, 4, 7])
     func verifyingAProposalPreservesTheDistribution(proposed: Token) {
         let p = TokenDistribution(tokens: [0, 1, 2, 3, 4], probabilities: [0.4, 0.25, 0.2, 0.1, 0.05])
-        var rng = SeededGenerator(seed: 7)
         let n = 40_000
         var counts = [Int](repeating: 0, count: 8)
-        for _ in 0..<n { counts[Int(p.verify(proposed: proposed, using: &rng).token)] += 1 }
+        var taken = 0
+        for position in 0..<n {
+            let token = p.sample(u: SeededGenerator.unit(seed: 7, stream: 0, position: position))
+            counts[Int(token)] += 1
+            if token == proposed { taken += 1 }
+        }
         let tv = zip(p.tokens, p.probabilities).reduce(0.0) { $0 + abs(Double(counts[Int($1.0)]) / Double(n) - Double($1.1)) } / 2
         #expect(tv < 0.01)
         #expect(counts[5...].allSatisfy { $0 == 0 })
+        #expect(abs(Double(taken) / Double(n) - Double(p.probability(of: proposed))) < 0.01)
+    }
+
+    @Test func keyedDrawsDependOnSeedStreamAndPositionOnly() {
+        let a = (0..<64).map { SeededGenerator.unit(seed: 3, stream: 0, position: $0) }
+        #expect(a == (0..<64).map { SeededGenerator.unit(seed: 3, stream: 0, position: $0) })
+        #expect(a != (0..<64).map { SeededGenerator.unit(seed: 4, stream: 0, position: $0) })
+        #expect(a != (0..<64).map { SeededGenerator.unit(seed: 3, stream: 1, position: $0) })
+        #expect(a.allSatisfy { (0..<1).contains($0) })
     }
 
     @Test func topPKeepsTheSmallestNucleus() {

@@ -1,5 +1,4 @@
 import Lookahead
-import LookaheadProtocol
 import StepBatcher
 
 /// JSON shapes of results shared by the daemon's replies (docs/protocol.md, `ask`).
@@ -12,7 +11,9 @@ public enum ResultEncoding {
         return .object([
             "committed_steps": JSONValue(s.committedSteps), "accepted_steps": JSONValue(s.acceptedDraftSteps),
             "rejected_steps": JSONValue(s.rejectedDraftSteps), "undrafted_steps": JSONValue(s.undraftedSteps),
-            "identical_steps": JSONValue(s.identicalSteps), "alpha": .double(s.alpha), "c": .double(s.costRatio),
+            "identical_steps": JSONValue(s.identicalSteps), "draft_pauses": JSONValue(s.draftPauses),
+            "drafted_tokens": JSONValue(s.draftedTokens),
+            "alpha": .double(s.alpha), "c": .double(s.costRatio),
             "draft_passes": JSONValue(s.draftPasses), "target_passes": JSONValue(s.targetPasses),
             "draft_seconds": .double(s.draftSeconds), "target_seconds": .double(s.targetSeconds),
             "verify_seconds": .double(s.verifySeconds), "draft_tokens": JSONValue(s.draftTokens),
