@@ -53,16 +53,18 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LlamaTests", dependencies: ["Llama"]),
+        // The one harness that starts a real lookaheadd for the end-to-end suites.
+        .target(name: "DaemonHarness", dependencies: ["LookaheadProtocol"], path: "Tests/DaemonHarness"),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["LookaheadProtocol", "Lookahead", "StepBatcher", "lookaheadd"]
+            dependencies: ["DaemonHarness", "LookaheadProtocol", "Lookahead", "StepBatcher", "lookaheadd"]
         ),
         .testTarget(name: "SystemdSupportTests", dependencies: ["SystemdSupport"]),
         .testTarget(name: "LookaheadTests", dependencies: ["Lookahead", "StepBatcher", "Llama"]),
         .testTarget(name: "LookaheadBenchTests", dependencies: ["LookaheadBench", "Lookahead", "LookaheadProtocol"]),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "LookaheadProtocol"]),
         // Batch jobs end to end: the built lookaheadd and lookaheadctl, on real models.
-        .testTarget(name: "DaemonJobsTests", dependencies: ["LookaheadProtocol", "LookaheadDaemon", "lookaheadd", "lookaheadctl"]),
+        .testTarget(name: "DaemonJobsTests", dependencies: ["DaemonHarness", "LookaheadProtocol", "LookaheadDaemon", "lookaheadd", "lookaheadctl"]),
         .testTarget(name: "DaemonConfigTests", dependencies: ["DaemonConfig"]),
         // lookaheadctl: its tests run the built binary against a fake daemon.
         .testTarget(name: "LookaheadClientTests", dependencies: ["LookaheadProtocol", "Lookahead", "lookaheadctl"]),

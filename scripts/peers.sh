@@ -4,6 +4,9 @@
 #   llama-cli                  plain autoregressive decoding (the CLI that ships with this build)
 #   llama-speculative-simple   token-level speculative decoding with the draft model
 #   llama-server               without a draft (AR) and with -md (token-level SD), through /completion
+#   lookaheadd                 ours, `lookaheadctl bench --modes ar,lookahead+sd` on the same problems in the
+#                              same sitting (this machine's speed drifts by up to 2x over an hour), recorded
+#                              as peers lookaheadd-ar and lookaheadd-lookahead+sd; LOOKAHEADCTL names the binary
 # Usage: scripts/peers.sh [--data FILE] [--limit N] [--offset K] [--max-tokens N] [--threads N]
 #                         [--draft-max N] [--peers LIST] [--out FILE] [--run-timeout S]
 # Prompts are formatted with ChatML exactly as Engines.promptTokens does through llama.cpp's
@@ -12,7 +15,8 @@
 
 DATA="$(cd "$(dirname "$0")/.." && pwd)/../shared/data/gsm8k/test.jsonl"
 LIMIT=3 OFFSET=0 MAX_TOKENS=128 THREADS=2 DRAFT_MAX=3 RUN_TIMEOUT=600 OUT=peers.json
-PEERS=llama-cli,llama-speculative-simple,llama-server,llama-server-sd
+PEERS=llama-cli,llama-speculative-simple,llama-server,llama-server-sd,lookaheadd
+LOOKAHEADCTL="${LOOKAHEADCTL:-$(dirname "$0")/../.build/release/lookaheadctl}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --data) DATA=$2; shift 2 ;;
@@ -159,6 +163,24 @@ temperature=0, top_k=1, seed=0, cache_prompt=False); print(json.dumps(p))' "$dir
   kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
 }
 
+# Ours, one process for all problems (the tick loop's cost model and speculation ledger carry over,
+# as in the daemon). wall_s includes prefill: recorded as prompt_s 0, so tokens_per_s is end to end.
+ours() {
+  [ -x "$LOOKAHEADCTL" ] || die "$LOOKAHEADCTL not built (make build CONFIG=release, or set LOOKAHEADCTL)"
+  say "lookaheadctl bench (ar, lookahead+sd) on the same problems"
+  if ! "$LOOKAHEADCTL" bench --data "$DATA" --offset "$OFFSET" --limit "$LIMIT" --max-tokens "$MAX_TOKENS" \
+      --threads "$THREADS" --modes ar,lookahead+sd --json "$WORK/ours.json" >&2; then
+    say "lookaheadctl bench failed"; return
+  fi
+  python3 - "$WORK/ours.json" >> "$RUNS" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["problems"]:
+    print(json.dumps({"peer": "lookaheadd-" + r["mode"], "problem": r["problem"], "tokens": r["tokens"],
+                      "prompt_s": 0.0, "decode_s": r["wall_s"], "decode_tokens_per_s": r["tokens"] / r["wall_s"],
+                      "tokens_per_s": r["tokens"] / r["wall_s"]}))
+PY
+}
+
 IFS=, read -r -a WANTED <<< "$PEERS"
 for peer in "${WANTED[@]}"; do
   case "$peer" in
@@ -166,6 +188,7 @@ for peer in "${WANTED[@]}"; do
     llama-speculative-simple) speculative_simple ;;
     llama-server) server llama-server ;;
     llama-server-sd) server llama-server-sd -md "$DRAFT" --spec-type draft-simple --spec-draft-n-max "$DRAFT_MAX" ;;
+    lookaheadd) ours ;;
     *) die "unknown peer '$peer'" ;;
   esac
 done

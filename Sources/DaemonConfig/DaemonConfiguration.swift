@@ -42,6 +42,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var gpuLayers: Int32 = 0
     public var contextLength = 8192
     public var batchSize = 512
+    public var batchInvariant = false
 
     // Admission
     /// Interactive and batch sessions the batcher runs at once.
@@ -95,6 +96,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         config.gpuLayers = gpuLayers
         config.contextLength = contextLength
         config.batchSize = batchSize
+        config.batchInvariant = batchInvariant
         config.sequences = min(256, maxSessions * (1 + defaultGamma * defaultWidth))
         return config
     }

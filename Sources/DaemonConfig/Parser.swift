@@ -258,6 +258,7 @@ extension DaemonConfiguration {
         Setting("gpu_layers") { c, v throws(Invalid) in c.gpuLayers = Int32(try v.integer(-1...Int(Int32.max))) },
         Setting("context_length") { c, v throws(Invalid) in c.contextLength = try v.integer(256...Int(Int32.max)) },
         Setting("batch_size") { c, v throws(Invalid) in c.batchSize = try v.integer(32...Int(Int32.max)) },
+        Setting("batch_invariant") { c, v throws(Invalid) in c.batchInvariant = try v.bool() },
 
         // llama.cpp's n_seq_max is at most 256 and every session needs one sequence.
         Setting("max_sessions") { c, v throws(Invalid) in c.maxSessions = try v.integer(1...256) },

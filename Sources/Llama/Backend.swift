@@ -42,11 +42,6 @@ public enum LlamaError: Error, CustomStringConvertible, Equatable {
 /// closure formed in actor-isolated code crashed when llama.cpp logged from its worker threads.
 public enum LlamaBackend {
     private static let initialised: Void = {
-        // ggml-cpu's reference paths (our build's switch, see scripts/deps.sh) give every row the same
-        // arithmetic whatever else shares its batch: the basis of lossless speculation and of answers
-        // that do not depend on load. Read when a context creates its CPU backend; GGML_CPU_USE_REF=0
-        // in the environment opts out.
-        setenv("GGML_CPU_USE_REF", "1", 0)
         llama_log_set(llamaLog, nil)
         llama_backend_init()
     }()

@@ -1,4 +1,7 @@
 import CLlama
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public struct ContextParams: Sendable {
     /// KV cells shared by all sequences (the unified cache).
@@ -18,9 +21,14 @@ public struct ContextParams: Sendable {
     /// with F16 the order in which a sequence's cells sit in the shared cache (which changes as
     /// branches come and go) moved results enough to flip greedy tokens.
     public var kvF32: Bool = true
+    /// ggml-cpu's reference paths (our build's switch, scripts/deps.sh): the same arithmetic for a
+    /// row whatever else shares its pass — flash attention never takes its split-KV (1-token,
+    /// ≥ 512 cells) or tiled (≥ 64 tokens) path. Costs the fused kernels: 10 % of decode here.
+    public var batchInvariant: Bool = true
 
     public init(contextLength: Int = 4096, batchSize: Int = 512, sequences: Int = 1, threads: Int = 2,
-                embeddings: Bool = false, flashAttention: Bool = true) {
+                embeddings: Bool = false, flashAttention: Bool = true, batchInvariant: Bool = true) {
+        self.batchInvariant = batchInvariant
         self.flashAttention = flashAttention
         self.contextLength = contextLength
         self.batchSize = batchSize
@@ -67,6 +75,8 @@ public final class Context {
             p.type_v = GGML_TYPE_F32
         }
         p.no_perf = true
+        // ggml-cpu reads the switch when the context creates its CPU backend, just below.
+        setenv("GGML_CPU_USE_REF", params.batchInvariant ? "1" : "0", 1)
         guard let ctx = llama_init_from_model(model.pointer, p) else {
             throw LlamaError.contextCreationFailed("llama_init_from_model refused n_ctx=\(params.contextLength) n_seq_max=\(params.sequences) for \(model.path)")
         }

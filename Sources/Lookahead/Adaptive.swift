@@ -3,7 +3,7 @@
 /// Prefill-sized passes are left out: proposals and branches are decided at decode sizes, where a
 /// token costs most (on 2 CPU cores a 4-token pass cost ≈ 2× a 1-token pass; on a GPU ≈ 1×).
 public struct PassCost: Sendable, Equatable {
-    public static let decodeSizes = 1...64
+    public static let decodeSizes = 1...24
     private var weight = 0.0, sx = 0.0, sy = 0.0, sxx = 0.0, sxy = 0.0
     /// The last slope fitted from passes of different sizes: a run of equal-sized passes (plain
     /// decoding, proposals switched off) carries no slope information, so the last one stands.
@@ -57,7 +57,7 @@ struct AcceptanceEstimate: Sendable {
     private var taken = 1.0, refused = 1.0
     var rate: Double { taken / (taken + refused) }
 
-    mutating func forget(_ factor: Double = 0.97) {
+    mutating func forget(_ factor: Double = 0.99) {
         taken = 1 + (taken - 1) * factor
         refused = 1 + (refused - 1) * factor
     }
@@ -84,6 +84,10 @@ enum ProposalSource: Hashable, Sendable {
 }
 
 enum ProposalPolicy {
+    /// A proposal must beat its cost by this much: the linear fit understates what the first extra
+    /// token of a small pass costs, and a near-even bet is not worth the pass.
+    static let margin = 1.25
+
     /// How many of `available` proposed tokens earn their place in a pass: the i-th does when the
     /// chance it is taken (rate^i) times the pass it saves exceeds what it adds to this pass.
     static func worthwhile(available: Int, rate: Double, costs: EngineCosts) -> Int {
@@ -92,7 +96,7 @@ enum ProposalPolicy {
         var k = 0, chance = 1.0
         while k < available {
             chance *= rate
-            if chance * saved <= extra { break }
+            if chance * saved <= margin * extra { break }
             k += 1
         }
         return k

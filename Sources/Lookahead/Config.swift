@@ -29,8 +29,10 @@ public struct SessionConfig: Sendable, Equatable {
     public var draftTokensPerTick: Int = 2
     /// Tokens a token-level proposer may put in one target pass for one branch (k).
     public var proposalTokens: Int = 4
-    /// n-gram prompt lookup: longest and shortest suffix matched (the paper: 1 on GSM8K).
-    public var ngramMax: Int = 2
+    /// n-gram prompt lookup: longest and shortest suffix matched (the paper: 1 on GSM8K). The
+    /// longest match found is proposed; acceptance is tracked per match length, so the adaptive
+    /// policy learns that a 3-token match is worth more than a 1-token one.
+    public var ngramMax: Int = 3
     public var ngramMin: Int = 1
     /// Verifier chain by name (`exact`, `embedding`, `judge`); nil: the engine's configured one.
     public var verifier: String?

@@ -101,9 +101,14 @@ public final class JudgeVerifier: StepVerifier {
     private let yes: Token
     private let no: Token
     private let maxPairs: Int
+    /// How far the "yes" logit must lead the "no" logit: unsure is "no", as in the reference.
+    public let margin: Float
+    /// yes − no logit of each pair of the last call.
+    public private(set) var lastMargins: [Float] = []
 
-    public init(model: Model, threads: Int, maxPairs: Int = 8) throws {
+    public init(model: Model, threads: Int, maxPairs: Int = 8, margin: Float = 1) throws {
         self.maxPairs = maxPairs
+        self.margin = margin
         context = try Context(model: model, params: ContextParams(
             contextLength: min(model.trainedContext, 4096), batchSize: 4096, sequences: maxPairs, threads: threads))
         let vocab = model.vocab
@@ -117,8 +122,9 @@ public final class JudgeVerifier: StepVerifier {
     func prompt(_ pair: StepPair) throws -> String {
         let question = """
         Two reasoning steps were written for the same problem at the same point of a solution.
-        Do they make the same point, with the same numbers and the same results? \
-        Different numbers or a different result mean they are not the same. Wording does not matter.
+        Do they say the same thing about the same objects, with the same numbers and the same results? \
+        A step about something else, different numbers or a different result means they are not the same. \
+        Wording does not matter. If unsure, answer no.
 
         Step A:
         \(pair.target.trimmingWhitespace)
@@ -136,6 +142,7 @@ public final class JudgeVerifier: StepVerifier {
 
     public func verify(_ pairs: [StepPair]) throws -> [Bool] {
         var verdicts: [Bool] = []
+        lastMargins.removeAll()
         var start = 0
         while start < pairs.count {
             let chunk = pairs[start..<min(pairs.count, start + maxPairs)]
@@ -155,7 +162,8 @@ public final class JudgeVerifier: StepVerifier {
             try context.decode(batch)
             for row in answerRow {
                 let row = try context.logits(at: row)
-                verdicts.append(row[Int(yes)] > row[Int(no)])
+                lastMargins.append(row[Int(yes)] - row[Int(no)])
+                verdicts.append(lastMargins[lastMargins.count - 1] > margin)
             }
             start += chunk.count
         }

@@ -133,9 +133,14 @@ public struct BenchSettings: Sendable, Equatable {
     public var fixedSteps: Bool
     public var threads: Int
     public var date: String
+    public var adaptive: Bool
+    public var batchInvariant: Bool
 
     public init(data: String, offset: Int, modes: [Mode], gamma: Int, verifier: String, maxTokens: Int,
-                stepTokens: Int, fixedSteps: Bool, threads: Int, date: String) {
+                stepTokens: Int, fixedSteps: Bool, threads: Int, date: String, adaptive: Bool = true,
+                batchInvariant: Bool = false) {
+        self.adaptive = adaptive
+        self.batchInvariant = batchInvariant
         self.data = data
         self.offset = offset
         self.modes = modes
@@ -150,14 +155,16 @@ public struct BenchSettings: Sendable, Equatable {
 
     var summary: String {
         "γ \(gamma), verifier \(verifier), ≤ \(maxTokens) tokens, steps ≤ \(stepTokens) tokens"
-            + (fixedSteps ? " (fixed length)" : "") + ", \(threads) threads, \(date)"
+            + (fixedSteps ? " (fixed length)" : "") + (adaptive ? "" : ", speculation always on")
+            + (batchInvariant ? ", batch-invariant kernels" : "")
+            + ", \(threads) threads, \(date)"
     }
 
     var json: JSONValue {
         ["data": .string(data), "offset": JSONValue(offset), "modes": .array(modes.map { .string($0.rawValue) }),
          "gamma": JSONValue(gamma), "verifier": .string(verifier), "max_tokens": JSONValue(maxTokens),
          "step_tokens": JSONValue(stepTokens), "fixed_steps": .bool(fixedSteps), "threads": JSONValue(threads),
-         "date": .string(date)]
+         "adaptive": .bool(adaptive), "batch_invariant": .bool(batchInvariant), "date": .string(date)]
     }
 }
 
@@ -165,10 +172,24 @@ public struct BenchSettings: Sendable, Equatable {
 public struct BenchReport: Sendable {
     public var settings: BenchSettings
     public var records: [RunRecord]
+    /// The pass costs the tick loop measured by the end of the run.
+    public var costs: EngineCosts?
 
-    public init(settings: BenchSettings, records: [RunRecord]) {
+    public init(settings: BenchSettings, records: [RunRecord], costs: EngineCosts? = nil) {
         self.settings = settings
         self.records = records
+        self.costs = costs
+    }
+
+    /// "target pass ≈ 61 ms + 27 ms/token; draft token 26 ms (c 0.43)": what limits speculation here.
+    var costLine: String? {
+        guard let costs, let t1 = costs.target.seconds(tokens: 1) else { return nil }
+        var line = "measured passes: target \(fixed(t1 * 1000, 1)) ms for 1 token"
+        if let b = costs.target.perToken { line += ", + \(fixed(b * 1000, 1)) ms per extra token (β \(fixed(b / t1, 2)))" }
+        if let d = costs.draft.seconds(tokens: 1), let c = costs.draftRatio {
+            line += "; draft \(fixed(d * 1000, 1)) ms per token (c \(fixed(c, 2)))"
+        }
+        return line
     }
 
     public var problemCount: Int { Set(records.map(\.problem)).count }
@@ -211,7 +232,7 @@ public struct BenchReport: Sendable {
         }
         let rule = String(repeating: "─", count: widths.reduce(0, +) + 2 * (widths.count - 1))
         return (["\(problems) from \(settings.data) (offset \(settings.offset)); \(settings.summary)",
-                 line(header), rule] + rows.map(line)).joined(separator: "\n")
+                 line(header), rule] + rows.map(line) + (costLine.map { [$0] } ?? [])).joined(separator: "\n")
             + "\nspeed-up: wall time of ar over this mode's, same problems. model: the paper's async speed-up "
             + "for the measured α and c at γ \(settings.gamma) (step level only). other: wall time outside model "
             + "and verifier passes. pauses: times drafting was switched off for costing more than plain decoding; "
@@ -254,7 +275,14 @@ public struct BenchReport: Sendable {
                 "draft_pauses": JSONValue(s.draftPauses), "drafted_tokens": JSONValue(s.draftedTokens),
             ]
         }
-        return ["settings": settings.json, "modes": .object(modes), "problems": .array(runs)]
+        var passes = JSONObject()
+        if let costs {
+            passes["target_1_token_s"] = number(costs.target.seconds(tokens: 1), 5)
+            passes["target_per_extra_token_s"] = number(costs.target.perToken, 5)
+            passes["draft_1_token_s"] = number(costs.draft.seconds(tokens: 1), 5)
+            passes["c"] = number(costs.draftRatio, 4)
+        }
+        return ["settings": settings.json, "modes": .object(modes), "problems": .array(runs), "passes": .object(passes)]
     }
 
     /// Speed-up vs γ: each lookahead mode's measured point beside the model's curve for its α and c.

@@ -62,7 +62,7 @@ public final class Service: Sendable {
     // MARK: ask
 
     static let askParams: Set<String> = ["prompt", "mode", "gamma", "width", "verifier", "temperature", "top_p",
-                                         "top_k", "seed", "max_tokens"]
+                                         "top_k", "seed", "max_tokens", "adaptive"]
 
     /// The session settings an `ask` asks for, checked field by field.
     public func sessionConfig(_ params: Params) throws(ProtocolError) -> SessionConfig {
@@ -79,6 +79,7 @@ public final class Service: Sendable {
         if let g = try ranged("gamma", 0...16) { c.gamma = g }
         if let w = try ranged("width", 1...2) { c.width = w }
         if let m = try ranged("max_tokens", 1...config.maxTokensLimit) { c.maxTokens = m }
+        if let a = try params.optionalBool("adaptive") { c.adaptive = a }
         if let v = try params.optionalString("verifier") {
             guard ["exact", "embedding", "judge"].contains(v) else {
                 throw ProtocolError(.invalidParams, "verifier must be exact, embedding or judge, got '\(v)'", field: "verifier")

@@ -22,6 +22,12 @@ public struct EngineConfig: Sendable, Equatable {
     public var batchSize: Int = 512
     /// Sequence ids per context: sessions × (1 + γ·W) must fit.
     public var sequences: Int = 32
+    /// Every row gets the same arithmetic whatever else shares its pass (no weight repacking,
+    /// ggml's reference paths): greedy answers do not depend on load, and speculation with the
+    /// exact verifier gives the target's tokens bit for bit. Off (the default, as in vLLM and
+    /// SGLang): repacked weights and fused kernels, ≈ 20 % faster decoding here, and answers that
+    /// can split from `ar` where the target's own choice is a near-tie.
+    public var batchInvariant = false
 
     /// `LOOKAHEAD_MODELS`, else systemd's `CACHE_DIRECTORY` (the service's CacheDirectory=), else
     /// the per-user cache that `make models` fills.
@@ -55,12 +61,14 @@ public final class Engines {
 
     public init(config: EngineConfig, loadDraft: Bool = true) throws {
         self.config = config
-        targetModel = try Model(path: config.targetPath, gpuLayers: config.gpuLayers)
+        let repack = !config.batchInvariant
+        targetModel = try Model(path: config.targetPath, gpuLayers: config.gpuLayers, repack: repack)
         let params = ContextParams(contextLength: config.contextLength, batchSize: config.batchSize,
-                                   sequences: config.sequences, threads: config.threads)
+                                   sequences: config.sequences, threads: config.threads,
+                                   batchInvariant: config.batchInvariant)
         target = LlamaEngine(context: try Context(model: targetModel, params: params))
         if loadDraft {
-            let model = try Model(path: config.draftPath, gpuLayers: config.gpuLayers)
+            let model = try Model(path: config.draftPath, gpuLayers: config.gpuLayers, repack: repack)
             draftModel = model
             draft = LlamaEngine(context: try Context(model: model, params: params))
         } else {

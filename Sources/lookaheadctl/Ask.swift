@@ -20,6 +20,9 @@ struct AskOptions: ParsableArguments {
     @Option(name: .customLong("proposal-tokens"),
             help: "Token-level proposals per branch and pass (k; --local only, default \(SessionConfig().proposalTokens)).")
     var proposalTokens: Int?
+    @Flag(name: .customLong("no-adaptive"),
+          help: "Keep every speculation on whatever it costs (no fallback, all proposals): measures the algorithm itself.")
+    var noAdaptive = false
 
     func sessionConfig() throws -> SessionConfig {
         guard let m = Mode(rawValue: mode) else {
@@ -30,6 +33,7 @@ struct AskOptions: ParsableArguments {
         c.width = width
         c.maxTokens = maxTokens
         if let proposalTokens { c.proposalTokens = proposalTokens }
+        c.adaptive = !noAdaptive
         c.sampling = temperature > 0 ? SamplingParams(temperature: temperature, topK: topK, topP: topP, seed: seed) : .greedy
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         return c
@@ -44,6 +48,7 @@ struct AskOptions: ParsableArguments {
             "seed": JSONValue(seed), "max_tokens": JSONValue(maxTokens),
         ]
         if let verifier { params.object["verifier"] = .string(verifier) }
+        if noAdaptive { params.object["adaptive"] = .bool(false) }
         return params
     }
 }
@@ -61,6 +66,9 @@ struct Ask: ParsableCommand {
     @Flag(help: "Print one JSON object (text, answer, tokens, stats) instead of streaming.") var json = false
     @Flag(help: "Stream steps as they are committed (default unless --json).") var stream = false
     @Option(help: "Engine threads (--local only, default 2).") var threads: Int?
+    @Flag(name: .customLong("batch-invariant"),
+          help: "No weight repacking, ggml's reference paths (--local only; the daemon's batch_invariant).")
+    var batchInvariant = false
     @Option(name: .customLong("models"),
             help: "Directory with target.gguf, draft.gguf, embed.gguf (--local only, default \(EngineConfig.defaultModelDirectory)).",
             completion: .directory)
@@ -70,7 +78,7 @@ struct Ask: ParsableCommand {
 
     func validate() throws {
         guard !local else { return }
-        let localOnly = [("--threads", threads != nil), ("--models", modelDirectory != nil),
+        let localOnly = [("--threads", threads != nil), ("--models", modelDirectory != nil), ("--batch-invariant", batchInvariant),
                          ("--proposal-tokens", options.proposalTokens != nil)]
         if let (flag, _) = localOnly.first(where: \.1) { throw ValidationError("\(flag) needs --local") }
     }
@@ -112,6 +120,7 @@ struct Ask: ParsableCommand {
         var engineConfig = EngineConfig(modelDirectory: modelDirectory)
         engineConfig.verifier = options.verifier ?? "embedding"
         engineConfig.threads = threads ?? 2
+        engineConfig.batchInvariant = batchInvariant
         engineConfig.sequences = max(1, config.targetSequences)
         engineConfig.contextLength = 4096
         if !json { FileHandle.standardError.write("loading models from \(modelDirectory) …\n") }

@@ -29,6 +29,12 @@ struct Bench: ParsableCommand {
     @Flag(name: .customLong("fixed-steps"),
           help: "Cut steps by --step-tokens alone and verify them like blank-line steps (random-weight models never write a blank line).")
     var fixedSteps = false
+    @Flag(name: .customLong("no-adaptive"),
+          help: "Keep every speculation on whatever it costs (no fallback to plain decoding, every proposal made): measures the algorithm and its verifier rather than the product.")
+    var noAdaptive = false
+    @Flag(name: .customLong("batch-invariant"),
+          help: "No weight repacking, ggml's reference paths (config batch_invariant = true): answers independent of what shares a pass, ≈ 20 % slower.")
+    var batchInvariant = false
     @Option(help: "Engine threads.") var threads: Int = 2
     @Option(name: .customLong("gpu-layers"), help: "Layers offloaded to the GPU (a CUDA build of llama.cpp; 0 = CPU only).")
     var gpuLayers: Int32 = 0
@@ -61,6 +67,7 @@ struct Bench: ParsableCommand {
         // Without a draft nothing is verified: skip loading a verifier model.
         engineConfig.verifier = usesDraft ? verifier : "exact"
         engineConfig.threads = threads
+        engineConfig.batchInvariant = batchInvariant
         engineConfig.gpuLayers = gpuLayers
         engineConfig.sequences = configs.map(\.targetSequences).max() ?? 1
         FileHandle.standardError.write("loading models from \(directory) …\n")
@@ -86,7 +93,7 @@ struct Bench: ParsableCommand {
             }
         }
 
-        let report = BenchReport(settings: settings(configs), records: records)
+        let report = BenchReport(settings: settings(configs), records: records, costs: engines.runner.costs)
         FileHandle.standardOutput.write(report.table())
         if let jsonPath { try write("\(report.json())\n", to: jsonPath) }
         if let svgPath { try write(report.chart().svg(), to: svgPath) }
@@ -105,6 +112,7 @@ struct Bench: ParsableCommand {
             config.maxTokens = maxTokens
             config.rules.maxTokens = stepTokens
             config.rules.capIsBoundary = fixedSteps
+            config.adaptive = !noAdaptive
             do { try config.validate() } catch { throw ValidationError("\(error)") }
             return config
         }
@@ -114,7 +122,8 @@ struct Bench: ParsableCommand {
         BenchSettings(data: data, offset: offset, modes: configs.map(\.mode), gamma: gamma,
                       verifier: configs.contains { $0.mode.usesDraft } ? verifier : "none", maxTokens: maxTokens,
                       stepTokens: stepTokens, fixedSteps: fixedSteps, threads: threads,
-                      date: Date.now.formatted(.iso8601))
+                      date: Date.now.formatted(.iso8601), adaptive: !noAdaptive,
+                      batchInvariant: batchInvariant)
     }
 
     private func write(_ text: String, to path: String) throws {

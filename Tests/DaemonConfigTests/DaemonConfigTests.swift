@@ -89,6 +89,8 @@ private func defaults(_ change: (inout DaemonConfiguration) -> Void) -> DaemonCo
              bad: "255", reason: "must be 256...2147483647, got 255"),
         Case(key: "batch_size", good: "2048", expected: { $0.batchSize = 2048 },
              bad: "big", reason: "'big' is not an integer"),
+        Case(key: "batch_invariant", good: "true", expected: { $0.batchInvariant = true },
+             bad: "sometimes", reason: "'sometimes' is not a boolean"),
         Case(key: "max_sessions", good: "51", expected: { $0.maxSessions = 51 },
              bad: "0", reason: "must be 1...256, got 0"),
         Case(key: "max_batch_sessions", good: "0", expected: { $0.maxBatchSessions = 0 },

@@ -1,3 +1,4 @@
+import DaemonHarness
 import Foundation
 import LookaheadProtocol
 import Testing
@@ -8,7 +9,7 @@ struct TestFailure: Error, CustomStringConvertible {
 }
 
 /// Where the built lookaheadd and lookaheadctl are: beside this test bundle.
-let binaries = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+let binaries = DaemonProcess.binaries
 
 func unixNow() -> Double { Date().timeIntervalSince1970 }
 
@@ -36,81 +37,15 @@ final class Sandbox {
 
     /// Small models and short answers keep each line to a second or two on 2 cores; the exact
     /// verifier spares loading the embedding model.
-    func start(config: String = "", environment: [String: String] = [:], launcher: [String] = []) throws -> Daemon {
+    func start(config: String = "", environment: [String: String] = [:], launcher: [String] = []) throws -> DaemonProcess {
         let file = try write("lookaheadd.conf", "threads = 2\ncontext_length = 2048\nmax_prompt_tokens = 1024\nverifier = exact\n" + config)
-        return try Daemon(
-            arguments: ["--config", file, "--socket", socket, "--state-dir", state],
-            environment: environment, launcher: launcher, socket: socket, log: path + "/daemon.log")
+        return try DaemonProcess(arguments: ["--config", file, "--socket", socket, "--state-dir", state],
+                                 socket: socket, log: path + "/daemon.log", environment: environment, launcher: launcher)
     }
 }
 
-/// One run of lookaheadd as a subprocess.
-final class Daemon {
-    let socket: String
-    let logPath: String
-    private let process = Process()
-    private let exited = DispatchSemaphore(value: 0)
-
-    init(arguments: [String], environment: [String: String], launcher: [String], socket: String, log: String) throws {
-        self.socket = socket
-        logPath = log
-        let daemon = binaries.appendingPathComponent("lookaheadd").path
-        process.executableURL = URL(fileURLWithPath: launcher.first ?? daemon)
-        process.arguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [daemon] + arguments
-        var env = ProcessInfo.processInfo.environment
-        env["OMP_WAIT_POLICY"] = "passive"
-        env["LOOKAHEAD_FAKE_TIME"] = nil
-        process.environment = env.merging(environment) { $1 }
-        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        handle.seekToEndOfFile()
-        process.standardOutput = handle
-        process.standardError = handle
-        process.terminationHandler = { [exited] _ in exited.signal() }
-        try process.run()
-        try waitUntilServing()
-    }
-
-    deinit { kill9() }
-
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-
-    /// Until `status` answers: the models are loaded and the socket is this run's (a killed run
-    /// leaves its socket file behind, which refuses connections).
-    private func waitUntilServing(timeout: Double = 120) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if !process.isRunning { throw TestFailure("lookaheadd exited early:\n\(log)") }
-            if (try? call("status")) != nil { return }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        throw TestFailure("lookaheadd did not serve \(socket) within \(timeout) s:\n\(log)")
-    }
-
-    /// A crash: no shutdown, no checkpoint.
-    func kill9() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        exited.wait()
-    }
-
-    /// SIGTERM; the exit status.
-    @discardableResult
-    func stop() -> Int32? {
-        if process.isRunning { kill(process.processIdentifier, SIGTERM) }
-        guard exited.wait(timeout: .now() + 60) == .success else {
-            kill9()
-            return nil
-        }
-        return process.terminationStatus
-    }
-
-    var isRunning: Bool { process.isRunning }
-
-    func call(_ method: String, _ params: Params = [:]) throws -> JSONValue {
-        try Client(path: socket).call(method: method, params: params)
-    }
-
+/// The batch-job calls these tests make, on a running daemon.
+extension DaemonProcess {
     /// The error a call is answered with.
     func failure(_ method: String, _ params: Params = [:]) throws -> ProtocolError {
         do {
@@ -159,9 +94,6 @@ final class Daemon {
     }
 }
 
-extension JSONValue {
-    subscript(_ key: String) -> JSONValue? { objectValue?[key] }
-}
 
 extension JSONObject {
     func count(_ state: String) -> Int { Int(self["counts"]?["\(state)"]?.intValue ?? -1) }

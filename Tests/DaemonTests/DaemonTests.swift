@@ -1,3 +1,4 @@
+import DaemonHarness
 import Foundation
 import Lookahead
 import LookaheadProtocol
@@ -83,7 +84,9 @@ struct DaemonTests {
     @Test(arguments: [2, 4])
     func concurrentAsksArePackedIntoSharedPasses(sessions: Int) throws {
         try GSM8K.require(sessions)
-        let daemon = try RunningDaemon(config: "max_sessions = 4\n")
+        // Equal answers alone and packed is what batch invariance promises; the default (repacked,
+        // fused kernels) may split them at near-ties.
+        let daemon = try RunningDaemon.start(config: "max_sessions = 4\nbatch_invariant = true\n")
         let prompts = Array(GSM8K.questions.prefix(sessions))
         let alone = try prompts.map { try ask(daemon.client(), $0, ["mode": "ar", "max_tokens": 24])["text"]?.stringValue }
         let before = try daemon.status()["passes"]?["target_shared"]?.intValue ?? 0
@@ -105,7 +108,7 @@ struct DaemonTests {
 
     @Test func lookaheadSessionsArePackedToo() throws {
         try GSM8K.require(4)
-        let daemon = try RunningDaemon(config: "max_sessions = 2\n")
+        let daemon = try RunningDaemon.start(config: "max_sessions = 2\n")
         let socket = daemon.socket
         let results = concurrently(2) { i in
             try? ask(Client(path: socket), GSM8K.questions[i], ["mode": "lookahead+sd", "max_tokens": 48])
@@ -119,7 +122,7 @@ struct DaemonTests {
     /// The daemon's greedy `ar` answer is the in-process one: serving changes nothing.
     @Test func daemonAnswerEqualsInProcessAR() throws {
         try GSM8K.require(4)
-        let daemon = try RunningDaemon()
+        let daemon = try RunningDaemon.start()
         let prompt = GSM8K.questions[1]
         let served = try ask(daemon.client(), prompt, ["mode": "ar", "max_tokens": 48])
         daemon.stop()
@@ -136,7 +139,7 @@ struct DaemonTests {
 
     @Test func cancelAndDisconnectFreeTheSession() throws {
         try GSM8K.require(4)
-        let daemon = try RunningDaemon()
+        let daemon = try RunningDaemon.start()
         // Cancel by request: the ask ends with `cancelled`, the cancel with its result.
         let client = try daemon.client()
         let id = client.makeID()
@@ -177,7 +180,7 @@ struct DaemonTests {
         #expect(daemon.stop() == 0)
     }
 
-    private func waitForIdle(_ daemon: RunningDaemon) throws {
+    private func waitForIdle(_ daemon: DaemonProcess) throws {
         for _ in 0..<100 {
             let s = try daemon.status()
             if s["sessions"]?["active"]?.intValue == 0, s["sequences"]?["used"]?.intValue == 0,
@@ -189,7 +192,7 @@ struct DaemonTests {
 
     /// Each bad input gets its documented code; a client asking meanwhile is served throughout.
     @Test func badInputGetsClearErrorsAndOthersAreServed() throws {
-        let daemon = try RunningDaemon(config: "max_prompt_tokens = 64\nmax_frame_bytes = 65536\n")
+        let daemon = try RunningDaemon.start(config: "max_prompt_tokens = 64\nmax_frame_bytes = 65536\n")
         let bystander = try daemon.client()
         let id = bystander.makeID()
         try bystander.send(Request(id: id, method: "ask", params: ["prompt": "Count from 1 to 30.", "max_tokens": 40, "mode": "ar"]))
@@ -244,7 +247,7 @@ struct DaemonTests {
         let passed = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "OMP_WAIT_POLICY"]
             + ["LOOKAHEAD_MODELS", "HOME", "XDG_CACHE_HOME", "LD_LIBRARY_PATH"].filter { inherited[$0] != nil }
         try #require(FileManager.default.isExecutableFile(atPath: activate), "systemd-socket-activate missing (Debian: systemd)")
-        let daemon = try RunningDaemon(arguments: ["--state-dir", dir.appendingPathComponent("state").path], environment: [
+        let daemon = try RunningDaemon.start(arguments: ["--state-dir", dir.appendingPathComponent("state").path], environment: [
             "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000",
         ], launcher: [activate, "-l", socketPath] + passed.flatMap { ["-E", $0] }, waitForSocket: false)
         // systemd-socket-activate starts the daemon on the first connection, as systemd would.
@@ -256,7 +259,7 @@ struct DaemonTests {
         while Date() < deadline, !(got.contains("READY=1") && got.contains("WATCHDOG=1")) {
             if let m = notify.receive(timeout: 1) { got.append(m) }
         }
-        #expect(got.contains("READY=1"), "got \(got); daemon said:\n\(daemon.output)")
+        #expect(got.contains("READY=1"), "got \(got); daemon said:\n\(daemon.log)")
         #expect(got.contains("WATCHDOG=1"))
         #expect(daemon.stop() == 0)
         let stopping = (0..<20).compactMap { _ in notify.receive(timeout: 0.1) }
@@ -264,20 +267,20 @@ struct DaemonTests {
     }
 
     @Test func configErrorsNameTheLineAndMissingModelsFailClearly() throws {
-        let bad = try RunningDaemon(config: "verifier = exact\ncolour = blue\n", waitForSocket: false)
+        let bad = try RunningDaemon.start(config: "verifier = exact\ncolour = blue\n", waitForSocket: false)
         #expect(bad.waitForExit() == 78)
         let line = RunningDaemon.merged("verifier = exact\ncolour = blue\n").split(separator: "\n").count
-        #expect(bad.output.contains("lookaheadd.conf:\(line)"), "\(bad.output)")
-        #expect(bad.output.contains("colour"))
+        #expect(bad.log.contains("lookaheadd.conf:\(line)"), "\(bad.log)")
+        #expect(bad.log.contains("colour"))
 
-        let missing = try RunningDaemon(config: "target_model = /nonexistent/target.gguf\n", waitForSocket: false)
+        let missing = try RunningDaemon.start(config: "target_model = /nonexistent/target.gguf\n", waitForSocket: false)
         #expect(missing.waitForExit() == 1)
-        #expect(missing.output.contains("/nonexistent/target.gguf"), "\(missing.output)")
+        #expect(missing.log.contains("/nonexistent/target.gguf"), "\(missing.log)")
     }
 
     @Test func sigtermFinishesInFlightWorkWithinTheGrace() throws {
         try GSM8K.require(4)
-        let daemon = try RunningDaemon(config: "shutdown_grace_seconds = 30\n")
+        let daemon = try RunningDaemon.start(config: "shutdown_grace_seconds = 30\n")
         let client = try daemon.client()
         let id = client.makeID()
         try client.send(Request(id: id, method: "ask", params: ["prompt": .string(GSM8K.questions[3]), "max_tokens": 16, "mode": "ar"]))

@@ -55,7 +55,7 @@ struct LlamaTests {
     }
 
     /// Tokens fed in chunks of any size give bit-identical logits to feeding them one at a time:
-    /// ggml-cpu's reference paths (GGML_CPU_USE_REF, set by LlamaBackend) keep every row's arithmetic
+    /// ggml-cpu's reference paths (GGML_CPU_USE_REF, set per context by `ContextParams.batchInvariant`, on by default in this module) keep every row's arithmetic
     /// independent of its batch, so a branch's prefill computes what plain decoding would have.
     @Test(arguments: [2, 5, 21])
     func chunkedPrefillMatchesSingleTokenDecode(chunk: Int) throws {

@@ -30,6 +30,7 @@ enum RealModels {
         c.threads = threads
         c.sequences = 16
         c.contextLength = 2048
+        c.batchInvariant = true  // the lossless checks compare tokens across batch shapes
         return try Engines(config: c, loadDraft: loadDraft)
     }
 }
@@ -54,9 +55,12 @@ enum GSM8K {
 
 @Suite("Lookahead on real models", .serialized)
 struct RealModelTests {
-    func config(_ mode: Mode, maxTokens: Int) -> SessionConfig {
+    /// Speculation always on unless `adaptive`: these tests exercise the algorithm's paths, which
+    /// the adaptive governor would mostly switch off on this CPU.
+    func config(_ mode: Mode, maxTokens: Int, adaptive: Bool = false) -> SessionConfig {
         var c = SessionConfig(mode: mode)
         c.maxTokens = maxTokens
+        c.adaptive = adaptive
         return c
     }
 
@@ -77,8 +81,8 @@ struct RealModelTests {
         for problem in GSM8K.problems.prefix(5) {
             let prompt = try engines.promptTokens(GSM8K.prompt(problem))
             let ar = try engines.generate(prompt: prompt, config: config(.ar, maxTokens: 80))
-            for mode in [Mode.sd, .lookahead, .lookaheadSD] {
-                let g = try engines.generate(prompt: prompt, config: config(mode, maxTokens: 80))
+            for (mode, adaptive) in [(Mode.sd, false), (.lookahead, false), (.lookaheadSD, false), (.lookaheadSD, true)] {
+                let g = try engines.generate(prompt: prompt, config: config(mode, maxTokens: 80, adaptive: adaptive))
                 accepted += g.stats.acceptedDraftSteps
                 runs += 1
                 guard g.tokens != ar.tokens else { identical += 1; continue }

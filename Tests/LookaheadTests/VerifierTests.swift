@@ -51,6 +51,59 @@ struct VerifierTests {
     }
 }
 
+/// The LLM judge on real weights: the target model reused as judge (a context of its own over
+/// the loaded weights), deciding from the logits of its two answer tokens.
+@Suite("Judge verifier on real models", .serialized)
+struct JudgeVerifierTests {
+    /// Steps about different things, with the same numbers, so the numeric guard lets them through
+    /// and only the judge can tell them apart.
+    static let unrelated: [(String, String)] = [
+        ("In May she sold 48 / 2 = 24 clips.", "The train leaves the station at 48 / 2 = 24 minutes past noon."),
+        ("So the total cost is 3 × 4 = 12 dollars.", "The rectangle has sides 3 and 4, so its diagonal is not 12."),
+    ]
+
+    @Test func judgeAcceptsParaphrasesAndRejectsDifferentSteps() throws {
+        let model = try Model(path: RealModels.path("target"))
+        let judge = try JudgeVerifier(model: model, threads: RealModels.threads)
+        let same = try judge.verify(VerifierTests.paraphrases.map { StepPair(target: $0.0, draft: $0.1) })
+        let sameMargins = judge.lastMargins
+        let different = try judge.verify(Self.unrelated.map { StepPair(target: $0.0, draft: $0.1) })
+        print("judge margins (yes − no): paraphrases \(sameMargins), unrelated \(judge.lastMargins)")
+        let identical = try judge.verify([StepPair(target: "We have 3 apples.", draft: "We have 3 apples.")])
+        print("judge: paraphrases \(same), unrelated \(different)")
+        #expect(identical == [true])
+        #expect(same.filter { $0 }.count >= 2, "the judge should accept most same-number paraphrases")
+        #expect(different.allSatisfy { !$0 }, "the judge accepted steps about different things")
+        // Behind the guard, the judge never sees a pair whose numbers differ.
+        let chain = VerifierChain(semantic: judge)
+        #expect(try chain.verify(VerifierTests.differentNumbers.map { StepPair(target: $0.0, draft: $0.1) }).allSatisfy { !$0 })
+        #expect(chain.semanticCounts.calls == 0)
+    }
+
+    /// End to end: lookahead with the judge (draft weights) terminates, asks the judge, and writes a
+    /// well-formed answer.
+    @Test func lookaheadWithTheJudgeOnGSM8K() throws {
+        try #require(!GSM8K.problems.isEmpty, "GSM8K data missing (../shared/data/gsm8k/test.jsonl)")
+        let engines = try RealModels.engines(verifier: "judge")
+        var c = SessionConfig(mode: .lookahead)
+        c.maxTokens = 96
+        c.adaptive = false  // keep drafting on, so the judge is asked
+        // Pairs whose numbers differ never reach the judge; the first problem where one does.
+        var g = try engines.generate(GSM8K.prompt(GSM8K.problems[0]), config: c)
+        var asked = 0
+        for problem in GSM8K.problems.prefix(4) {
+            g = try engines.generate(GSM8K.prompt(problem), config: c)
+            asked = (g.stats.verdicts[.semanticAccept] ?? 0) + (g.stats.verdicts[.semanticReject] ?? 0)
+            if asked > 0 { break }
+        }
+        print("judge run: \(g.tokens.count) tokens, α \(g.stats.alpha), judge calls \(asked), vetoes \(g.stats.verdicts[.vetoed] ?? 0)")
+        #expect([FinishReason.stop, .length].contains(g.finishReason))
+        #expect(g.tokens.count <= 96 && !g.text.isEmpty)
+        #expect(g.stats.acceptedDraftSteps + g.stats.rejectedDraftSteps > 0)
+        #expect(asked > 0, "no pair reached the judge")
+    }
+}
+
 @Suite("Speculative sampling")
 struct SamplingTests {
     /// Verifying a point-mass proposal x is drawing the token at the position's keyed uniform and

@@ -1,0 +1,105 @@
+import Foundation
+import LookaheadProtocol
+
+/// A real `lookaheadd` — the binary built beside the running test bundle — as a subprocess with its
+/// output in a log file. Every end-to-end suite starts its daemons through this one harness.
+public final class DaemonProcess {
+    /// Where the built lookaheadd and lookaheadctl are: beside the test bundle.
+    public static var binaries: URL {
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+    }
+
+    public let socket: String
+    public let logPath: String
+    public let process = Process()
+    private let exited = DispatchSemaphore(value: 0)
+    private var exitStatus: Int32?
+    /// Removed when the daemon is released (a test's temp directory).
+    private let ownedDirectory: String?
+
+    /// Starts `lookaheadd arguments…` (behind `launcher` when given), appending its output to `log`
+    /// so a restart in the same directory keeps the earlier run's lines. With `waitForSocket`,
+    /// returns once `status` answers on `socket`: the models are loaded and the socket is this run's.
+    public init(arguments: [String], socket: String, log: String, environment: [String: String] = [:],
+                launcher: [String] = [], waitForSocket: Bool = true, owning directory: String? = nil) throws {
+        self.socket = socket
+        logPath = log
+        ownedDirectory = directory
+        let daemon = DaemonProcess.binaries.appendingPathComponent("lookaheadd").path
+        process.executableURL = URL(fileURLWithPath: launcher.first ?? daemon)
+        process.arguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [daemon] + arguments
+        var env = ProcessInfo.processInfo.environment
+        env["OMP_WAIT_POLICY"] = "passive"
+        env["LOOKAHEAD_FAKE_TIME"] = nil
+        process.environment = env.merging(environment) { $1 }
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        process.terminationHandler = { [exited] _ in exited.signal() }
+        try process.run()
+        if waitForSocket { try waitUntilServing() }
+    }
+
+    deinit {
+        kill9()
+        if let ownedDirectory { try? FileManager.default.removeItem(atPath: ownedDirectory) }
+    }
+
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    public var isRunning: Bool { process.isRunning }
+
+    /// Polls until a `status` call answers (a killed run leaves its socket file behind, which
+    /// refuses connections, so the file's existence proves nothing).
+    public func waitUntilServing(timeout: Double = 120) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if !process.isRunning { throw HarnessError("lookaheadd exited early:\n\(log)") }
+            if (try? call("status")) != nil { return }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        throw HarnessError("lookaheadd did not serve \(socket) within \(timeout) s:\n\(log)")
+    }
+
+    public func client() throws -> Client { try Client(path: socket) }
+
+    public func call(_ method: String, _ params: Params = [:]) throws -> JSONValue {
+        try client().call(method: method, params: params)
+    }
+
+    /// A crash: no shutdown, no checkpoint.
+    public func kill9() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        _ = waitForExit(timeout: 30)
+    }
+
+    /// SIGTERM (or `signal`), then the exit status; SIGKILL and nil when it does not exit in time.
+    @discardableResult
+    public func stop(signal: Int32 = SIGTERM, timeout: Double = 60) -> Int32? {
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        guard let status = waitForExit(timeout: timeout) else {
+            kill9()
+            return nil
+        }
+        return status
+    }
+
+    /// The exit status, 128 + N for a death by signal N (once; later calls return the same). Nil on timeout.
+    public func waitForExit(timeout: Double = 60) -> Int32? {
+        if let exitStatus { return exitStatus }
+        guard exited.wait(timeout: .now() + timeout) == .success else { return nil }
+        exitStatus = process.terminationReason == .exit ? process.terminationStatus : 128 + process.terminationStatus
+        return exitStatus
+    }
+}
+
+public struct HarnessError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension JSONValue {
+    public subscript(_ key: String) -> JSONValue? { objectValue?[key] }
+}
