@@ -370,8 +370,7 @@ public final class LookaheadSession {
                 if draft != nil, governor.speculating { stats.draftedTokens += committed.count - tokens }
                 governDrafting(&ledger)
             } else if stats.targetPasses > 0 {
-                governor.begin(spentSeconds: stats.draftSeconds + stats.targetSeconds + stats.verifySeconds,
-                               committedTokens: committed.count - promptCount, committedSteps: stats.committedSteps)
+                governor.begin(spentSeconds: spentSeconds, committedTokens: committed.count - promptCount, committedSteps: stats.committedSteps)
             }
         }
         while !isFinished, root.step.isDone {
@@ -440,12 +439,14 @@ public final class LookaheadSession {
         }
     }
 
+    /// Seconds of model and verifier passes this session has been charged for.
+    private var spentSeconds: Double { stats.draftSeconds + stats.targetSeconds + stats.verifySeconds }
+
     /// Switches the draft off for a while when it has been costing more than it saves, and back on
     /// to probe again (`DraftGovernor`).
     private func governDrafting(_ ledger: inout SpeculationLedger) {
         guard config.adaptive, draft != nil, !isFinished, !answerPhase else { return }
-        let spent = stats.draftSeconds + stats.targetSeconds + stats.verifySeconds
-        guard governor.observe(spentSeconds: spent, committedTokens: committed.count - promptCount,
+        guard governor.observe(spentSeconds: spentSeconds, committedTokens: committed.count - promptCount,
                                committedSteps: stats.committedSteps, costs: costs, ledger: &ledger) else { return }
         if governor.speculating {
             rebaseDraft()

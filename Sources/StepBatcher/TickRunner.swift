@@ -70,43 +70,21 @@ public final class TickRunner {
 
         // Draft passes until no session wants another this tick (each asks for its own rate).
         var round = 0
-        while let draft {
-            var pass = PassBuilder()
-            var carried: [(session: LookaheadSession, tokens: Int)] = []
-            for s in live {
-                let before = pass.count
-                s.planDraft(into: &pass, round: round, costs: costs)
-                if pass.count > before { carried.append((s, pass.count - before)) }
-            }
-            if pass.isEmpty { break }
-            let t0 = clock()
-            let out = try draft.decode(pass.entries)
-            let seconds = clock() - t0
-            costs.draft.record(tokens: pass.count, seconds: seconds)
-            for (s, n) in carried { s.absorbDraft(out); s.recordDraftTime(seconds * Double(n) / Double(pass.count)) }
-            report.draftSessions = max(report.draftSessions, carried.count)
-            report.draftTokens += pass.count
+        while let draft, let carried = try decode(
+            draft, live, cost: \.draft, plan: { s, pass in s.planDraft(into: &pass, round: round, costs: costs) },
+            absorb: { s, out, seconds in s.absorbDraft(out); s.recordDraftTime(seconds) }) {
+            report.draftSessions = max(report.draftSessions, carried.sessions)
+            report.draftTokens += carried.tokens
             report.draftPasses += 1
             round += 1
         }
 
-        var pass = PassBuilder()
-        var carried: [(session: LookaheadSession, tokens: Int)] = []
-        for s in live {
-            let before = pass.count
-            s.planTarget(into: &pass, costs: costs)
-            if pass.count > before { carried.append((s, pass.count - before)) }
-        }
-        if !pass.isEmpty {
-            let t0 = clock()
-            let out = try target.decode(pass.entries)
-            let seconds = clock() - t0
-            costs.target.record(tokens: pass.count, seconds: seconds)
-            // Each session pays for the tokens it put in the pass: its share of the cost it caused.
-            for (s, n) in carried { s.absorbTarget(out); s.recordTargetTime(seconds * Double(n) / Double(pass.count)) }
-            report.targetSessions = carried.count
-            report.targetTokens = pass.count
-            if carried.count > 1 { sharedTargetPasses += 1 }
+        if let carried = try decode(
+            target, live, cost: \.target, plan: { s, pass in s.planTarget(into: &pass, costs: costs) },
+            absorb: { s, out, seconds in s.absorbTarget(out); s.recordTargetTime(seconds) }) {
+            report.targetSessions = carried.sessions
+            report.targetTokens = carried.tokens
+            if carried.sessions > 1 { sharedTargetPasses += 1 }
         }
 
         // One verify pass per chain in use, each batched across its sessions.
@@ -133,5 +111,27 @@ public final class TickRunner {
         for s in live { s.advance(ledger: &ledger) }
         lastReport = report
         ticks += 1
+    }
+
+    /// One pass of `engine` over what `plan` gathers from the live sessions, timed into the
+    /// engine's cost fit; each session absorbs the outputs and is charged for the tokens it put in
+    /// — its share of the cost it caused. Nil when no session had anything for the pass.
+    private func decode(_ engine: ModelEngine, _ live: [LookaheadSession], cost: WritableKeyPath<EngineCosts, PassCost>,
+                        plan: (LookaheadSession, inout PassBuilder) -> Void,
+                        absorb: (LookaheadSession, [TokenDistribution?], Double) -> Void) throws -> (sessions: Int, tokens: Int)? {
+        var pass = PassBuilder()
+        var carried: [(session: LookaheadSession, tokens: Int)] = []
+        for s in live {
+            let before = pass.count
+            plan(s, &pass)
+            if pass.count > before { carried.append((s, pass.count - before)) }
+        }
+        guard !pass.isEmpty else { return nil }
+        let t0 = clock()
+        let out = try engine.decode(pass.entries)
+        let seconds = clock() - t0
+        costs[keyPath: cost].record(tokens: pass.count, seconds: seconds)
+        for (s, n) in carried { absorb(s, out, seconds * Double(n) / Double(pass.count)) }
+        return (carried.count, pass.count)
     }
 }

@@ -110,10 +110,14 @@ struct DaemonTests {
         try GSM8K.require(4)
         let daemon = try RunningDaemon.start(config: "max_sessions = 2\n")
         let socket = daemon.socket
+        // One adaptive (the default), one with speculation kept on: the draft runs for every token.
         let results = concurrently(2) { i in
-            try? ask(Client(path: socket), GSM8K.questions[i], ["mode": "lookahead+sd", "max_tokens": 48])
+            try? ask(Client(path: socket), GSM8K.questions[i],
+                     ["mode": "lookahead+sd", "max_tokens": 48, "adaptive": .bool(i == 0)])
         }
         #expect(results.allSatisfy { $0?["tokens"]?.intValue == 48 })
+        #expect(results[1]?["stats"]?["draft_pauses"]?.intValue == 0)
+        #expect(results[1]?["stats"]?["drafted_tokens"]?.intValue == 48)
         let status = try daemon.status()
         #expect((status["passes"]?["target_shared"]?.intValue ?? 0) > 0)
         #expect(status["sequences"]?["used"]?.intValue == 0)
@@ -211,6 +215,7 @@ struct DaemonTests {
         try expectCode(#"{"id":1,"method":"ask","params":{"prompt":"   "}}"#, "invalid_params", field: "prompt")
         try expectCode(#"{"id":1,"method":"ask","params":{"prompt":"hi","max_tokens":-3}}"#, "invalid_params", field: "max_tokens")
         try expectCode(#"{"id":1,"method":"ask","params":{"prompt":"hi","mode":"fast"}}"#, "invalid_params", field: "mode")
+        try expectCode(#"{"id":1,"method":"ask","params":{"prompt":"hi","adaptive":"no"}}"#, "invalid_params", field: "adaptive")
         try expectCode(#"{"id":1,"method":"ask","params":{"prompt":"hi","colour":"red"}}"#, "invalid_params", field: "colour")
         let long = String(repeating: "apples and pears ", count: 60)
         try expectCode(#"{"id":1,"method":"ask","params":{"prompt":"\#(long)"}}"#, "too_large", field: "prompt")
