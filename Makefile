@@ -9,9 +9,6 @@ CONFIG       ?= debug
 export PKG_CONFIG_PATH := $(LLAMA_PREFIX)/lib/pkgconfig
 export LD_LIBRARY_PATH := $(LLAMA_PREFIX)/lib$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH))
 export LOOKAHEAD_MODELS ?= $(CACHE)/models
-# ggml's OpenMP workers spin while waiting; with 2 cores and any other busy process that spin
-# collapsed decoding 15-30x here. Passive waiting must be in the environment before the process starts.
-export OMP_WAIT_POLICY ?= passive
 
 BIN = $(shell swift build -c $(CONFIG) $(SWIFT_FLAGS) --show-bin-path 2>/dev/null)
 QUESTION ?= Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May? Please reason step by step, and put your final answer within \\boxed{}.

@@ -57,7 +57,7 @@ let package = Package(
         .target(name: "DaemonHarness", dependencies: ["LookaheadProtocol"], path: "Tests/DaemonHarness"),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["DaemonHarness", "LookaheadProtocol", "Lookahead", "StepBatcher", "lookaheadd"]
+            dependencies: ["DaemonHarness", "LookaheadProtocol", "Lookahead", "StepBatcher", "Llama", "lookaheadd"]
         ),
         .testTarget(name: "SystemdSupportTests", dependencies: ["SystemdSupport"]),
         .testTarget(name: "LookaheadTests", dependencies: ["Lookahead", "StepBatcher", "Llama"]),

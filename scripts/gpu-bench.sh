@@ -63,7 +63,6 @@ fetch_sdist  # verifies the sha256 of what we were handed; downloads nothing whe
 PREFIX=$(llama_prefix "$FLAVOUR")
 # Libraries lookaheadctl could not bring statically (json-c, …) may be carried in lib/ beside it.
 export LD_LIBRARY_PATH="$PREFIX/lib:$(dirname "$CTL")/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 unresolved=$(ldd "$CTL" | grep 'not found' || true)
 [ -z "$unresolved" ] || die "$CTL needs libraries this machine lacks (copy them into $(dirname "$CTL")/lib):
 $unresolved"

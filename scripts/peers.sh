@@ -42,8 +42,8 @@ for f in "$BIN/llama-cli" "$BIN/llama-speculative-simple" "$BIN/llama-server" "$
 done
 need python3 python3; need curl curl
 export LD_LIBRARY_PATH="$PREFIX/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-# The same reason as the Makefile: ggml's OpenMP workers spin while waiting, which collapses a shared 2-core box.
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
+# Every peer waits at ggml's barriers as lookaheadd does (Llama's ThreadWaitPolicy: a short spin, then sleep).
+[ -n "${OMP_WAIT_POLICY:-}" ] || export GOMP_SPINCOUNT="${GOMP_SPINCOUNT:-1000}"
 # Every peer gets the same context size and greedy sampling.
 COMMON=(-t "$THREADS" -c 4096 -n "$MAX_TOKENS" --temp 0)
 

@@ -17,18 +17,21 @@ public struct ContextParams: Sendable {
     /// does not depend on the other sequences sharing the unified cache (batch invariance); without
     /// it the masked softmax sums over every cell and near-ties flipped greedy tokens.
     public var flashAttention: Bool = true
-    /// KV cache precision. F32 by default: flash attention accumulates in the cache's type, and
-    /// with F16 the order in which a sequence's cells sit in the shared cache (which changes as
-    /// branches come and go) moved results enough to flip greedy tokens.
-    public var kvF32: Bool = true
+    /// KV cache precision: F32 with `batchInvariant`, F16 without (unless given). Flash attention
+    /// accumulates in the cache's type, and with F16 the order in which a sequence's cells sit in
+    /// the shared cache (which changes as branches come and go) moved results enough to flip
+    /// greedy tokens. Without batch invariance those flips are there anyway (repacked kernels), so
+    /// the cache takes llama.cpp's F16: half the memory per cell, twice the sessions per GiB.
+    public var kvF32: Bool
     /// ggml-cpu's reference paths (our build's switch, scripts/deps.sh): the same arithmetic for a
     /// row whatever else shares its pass — flash attention never takes its split-KV (1-token,
     /// ≥ 512 cells) or tiled (≥ 64 tokens) path. Costs the fused kernels: 10 % of decode here.
     public var batchInvariant: Bool = true
 
     public init(contextLength: Int = 4096, batchSize: Int = 512, sequences: Int = 1, threads: Int = 2,
-                embeddings: Bool = false, flashAttention: Bool = true, batchInvariant: Bool = true) {
+                embeddings: Bool = false, flashAttention: Bool = true, batchInvariant: Bool = true, kvF32: Bool? = nil) {
         self.batchInvariant = batchInvariant
+        self.kvF32 = kvF32 ?? batchInvariant
         self.flashAttention = flashAttention
         self.contextLength = contextLength
         self.batchSize = batchSize

@@ -84,7 +84,12 @@ struct Ask: ParsableCommand {
     }
 
     func run() throws {
-        if local { try askLocally() } else { try askDaemon() }
+        if local {
+            ThreadWaitPolicy.ensureInEnvironment()
+            try askLocally()
+        } else {
+            try askDaemon()
+        }
     }
 
     private func question() throws -> String {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Llama
 import Lookahead
 import LookaheadBench
 import StepBatcher
@@ -56,6 +57,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        ThreadWaitPolicy.ensureInEnvironment()
         let configs = try sessionConfigs()
         let problems: [Problem]
         do { problems = try Problem.load(path: data, offset: offset, limit: limit) } catch { throw CLIError("\(data): \(error)") }

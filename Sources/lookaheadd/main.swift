@@ -27,6 +27,7 @@ struct LookaheadD: ParsableCommand {
     @Option(name: .customLong("state-dir"), help: "State directory (overrides the config's `state_dir`).") var stateDir: String?
 
     func run() throws {
+        ThreadWaitPolicy.ensureInEnvironment()
         var settings: DaemonConfiguration
         do {
             settings = try config.map { try DaemonConfiguration.load(path: $0) } ?? DaemonConfiguration()

@@ -29,7 +29,6 @@ public final class DaemonProcess {
         process.executableURL = URL(fileURLWithPath: launcher.first ?? daemon)
         process.arguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [daemon] + arguments
         var env = ProcessInfo.processInfo.environment
-        env["OMP_WAIT_POLICY"] = "passive"
         env["LOOKAHEAD_FAKE_TIME"] = nil
         process.environment = env.merging(environment) { $1 }
         if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }

@@ -1,5 +1,6 @@
 import DaemonHarness
 import Foundation
+import Llama
 import Lookahead
 import LookaheadProtocol
 import StepBatcher
@@ -249,7 +250,7 @@ struct DaemonTests {
         let activate = "/usr/bin/systemd-socket-activate"
         // systemd-socket-activate hands the daemon only the variables it is told to.
         let inherited = ProcessInfo.processInfo.environment
-        let passed = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "OMP_WAIT_POLICY"]
+        let passed = ["NOTIFY_SOCKET", "WATCHDOG_USEC"]
             + ["LOOKAHEAD_MODELS", "HOME", "XDG_CACHE_HOME", "LD_LIBRARY_PATH"].filter { inherited[$0] != nil }
         try #require(FileManager.default.isExecutableFile(atPath: activate), "systemd-socket-activate missing (Debian: systemd)")
         let daemon = try RunningDaemon.start(arguments: ["--state-dir", dir.appendingPathComponent("state").path], environment: [
@@ -266,6 +267,11 @@ struct DaemonTests {
         }
         #expect(got.contains("READY=1"), "got \(got); daemon said:\n\(daemon.log)")
         #expect(got.contains("WATCHDOG=1"))
+        // Handed neither wait-policy variable, the daemon set libgomp's short spin and executed itself
+        // again before loading anything; the socket systemd passed it survived that (it answered above).
+        let environment = (try? String(contentsOfFile: "/proc/\(daemon.process.processIdentifier)/environ", encoding: .utf8)) ?? ""
+        #expect(environment.split(separator: "\0").contains("GOMP_SPINCOUNT=\(ThreadWaitPolicy.spinCount)"),
+                "environment: \(environment.split(separator: "\0"))")
         #expect(daemon.stop() == 0)
         let stopping = (0..<20).compactMap { _ in notify.receive(timeout: 0.1) }
         #expect((got + stopping).contains("STOPPING=1"))
@@ -285,7 +291,13 @@ struct DaemonTests {
 
     @Test func sigtermFinishesInFlightWorkWithinTheGrace() throws {
         try GSM8K.require(4)
-        let daemon = try RunningDaemon.start(config: "shutdown_grace_seconds = 30\n")
+        // A wait policy given in the environment is the operator's: the daemon keeps it as it is.
+        let daemon = try RunningDaemon.start(config: "shutdown_grace_seconds = 30\n", environment: ["OMP_WAIT_POLICY": "passive"])
+        let environment = ((try? String(contentsOfFile: "/proc/\(daemon.process.processIdentifier)/environ", encoding: .utf8)) ?? "")
+            .split(separator: "\0").map(String.init)
+        #expect(environment.contains("OMP_WAIT_POLICY=passive"))
+        #expect(environment.first { $0.hasPrefix("GOMP_SPINCOUNT=") }
+                == ProcessInfo.processInfo.environment["GOMP_SPINCOUNT"].map { "GOMP_SPINCOUNT=\($0)" })
         let client = try daemon.client()
         let id = client.makeID()
         try client.send(Request(id: id, method: "ask", params: ["prompt": .string(GSM8K.questions[3]), "max_tokens": 16, "mode": "ar"]))
