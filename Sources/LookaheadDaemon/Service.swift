@@ -143,6 +143,8 @@ public final class Service: Sendable {
             "requests": .object(["finished": JSONValue(s.finished), "cancelled": JSONValue(s.cancelled),
                                  "failed": JSONValue(s.failed)]),
             "tokens_per_second": .double(tps),
+            "engine_threads": .object(["now": JSONValue(s.engineThreads), "max": JSONValue(config.threads),
+                                       "changes": JSONValue(s.threadChanges)]),
             "jobs": batch.jobs, "drain_window": batch.drainWindow,
         ])
     }

@@ -81,6 +81,9 @@ public struct BatcherStatus: Sendable, Equatable {
     public var cancelled = 0
     public var failed = 0
     public var busySeconds = 0.0
+    /// Threads the engine's passes use now, and how often the governor changed them.
+    public var engineThreads = 0
+    public var threadChanges = 0
     public var stopping = false
 }
 
@@ -142,6 +145,7 @@ public final class Batcher: @unchecked Sendable {
         freeDraft = engines.draft == nil ? [] : (0..<Int32(sequences)).reversed().map { $0 }
         figures.targetSequencesTotal = sequences
         figures.kvCellsTotal = engines.target.contextLength
+        figures.engineThreads = engines.threadGovernor.threads
     }
 
     /// KV cells a session may occupy at most: its prompt, its output, and the speculative tail of
@@ -247,6 +251,7 @@ public final class Batcher: @unchecked Sendable {
                 failAll(BatcherError.engine("\(error)"))
                 continue
             }
+            engines.governThreads()
             publish(busy: monotonicSeconds() - t0)
         }
         lock.withLock { stopped = true }
@@ -339,6 +344,8 @@ public final class Batcher: @unchecked Sendable {
                 figures.maxSessionsInTargetPass = max(figures.maxSessionsInTargetPass, report.targetSessions)
             }
             figures.draftPasses += report.draftPasses
+            figures.engineThreads = engines.threadGovernor.threads
+            figures.threadChanges = engines.threadGovernor.changes
             refreshFigures()
         }
     }

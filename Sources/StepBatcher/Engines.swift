@@ -102,6 +102,18 @@ public final class Engines {
         embedModel = embed
     }
 
+    /// The engine's thread count, kept below `config.threads` while other processes hold the cores.
+    public private(set) lazy var threadGovernor = ThreadGovernor(maximum: config.threads)
+
+    /// Called by the tick loops after every tick; reads the CPU counters once per interval and
+    /// moves both models' contexts to the governor's thread count when it changes.
+    public func governThreads(now: Double = monotonicSeconds()) {
+        guard threadGovernor.isDue(at: now), let sample = CPUSample.read(wall: now),
+              let n = threadGovernor.observe(sample) else { return }
+        target.context.setThreads(n)
+        draft?.context.setThreads(n)
+    }
+
     /// The runner for in-process requests (`generate`): one for the engines' life, so the pass
     /// costs it measures carry from one request to the next.
     public private(set) lazy var runner = makeRunner()

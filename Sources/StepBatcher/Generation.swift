@@ -39,6 +39,7 @@ extension Engines {
         defer { session.cancel(); runner.reap() }
         while !session.isFinished {
             try runner.tick()
+            governThreads()
             session.takeEvents().forEach(onEvent)
         }
         session.takeEvents().forEach(onEvent)

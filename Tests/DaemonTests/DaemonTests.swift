@@ -122,6 +122,10 @@ struct DaemonTests {
         let status = try daemon.status()
         #expect((status["passes"]?["target_shared"]?.intValue ?? 0) > 0)
         #expect(status["sequences"]?["used"]?.intValue == 0)
+        // The thread governor's count is reported, within the configured maximum (2 by default).
+        let threads = try #require(status["engine_threads"]?.objectValue)
+        #expect(threads["max"]?.intValue == 2)
+        #expect((1...2).contains(threads["now"]?.intValue ?? 0), "\(threads)")
     }
 
     /// The daemon's greedy `ar` answer is the in-process one: serving changes nothing.
