@@ -43,7 +43,7 @@ public struct CPUSample: Sendable, Equatable {
 /// plain decoding, tok/s): beside one busy process 1 thread 7.2–8.3, 2 threads 5.9–6.8; idle,
 /// 2 threads 12.5, 1 thread 8. So every `interval` it takes the cores others used (the machine's busy
 /// time less ours), gives up threads that the free cores cannot hold with half a core to spare, and
-/// takes them back once others leave all but a fifth of a core per thread.
+/// takes one back once the free cores hold it short of at most a fifth of a core.
 public struct ThreadGovernor: Sendable, Equatable {
     public static let interval = 2.0
     /// The configured thread count: never exceeded.
