@@ -13,22 +13,24 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(name: "CLlama", pkgConfig: "llama"),
         .systemLibrary(name: "CJSONC", pkgConfig: "json-c"),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3"),
-        .target(name: "SystemdSupport", dependencies: ["CSystemd"]),
-        .target(name: "Llama", dependencies: ["CLlama"]),
-        .target(name: "Lookahead", dependencies: ["Llama"]),
-        .target(name: "StepBatcher", dependencies: ["Lookahead", "Llama"]),
-        .target(name: "DaemonConfig", dependencies: ["Lookahead", "StepBatcher"]),
-        // Protocol sits above the batcher: the wire shape of a result is built from its statistics.
-        .target(name: "LookaheadProtocol", dependencies: [
-            "CJSONC", "Lookahead", "StepBatcher", .product(name: "NIOCore", package: "swift-nio"),
-        ]),
+        // The bottom: the wire protocol (plain values and the json-c codec) and the job store know
+        // nothing of models or transports, so clients and the store build without llama.cpp.
+        .target(name: "LookaheadProtocol", dependencies: ["CJSONC"]),
         .target(name: "JobStore", dependencies: ["CSQLite", "LookaheadProtocol"]),
+        .target(name: "SystemdSupport", dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]),
+        // The model stack: C shims → Llama → Lookahead (the algorithm) → StepBatcher (the engine thread).
+        .target(name: "Llama", dependencies: ["CLlama", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Lookahead", dependencies: ["Llama"]),
+        .target(name: "StepBatcher", dependencies: ["Lookahead", "Llama", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "DaemonConfig", dependencies: ["Lookahead", "StepBatcher"]),
         .target(name: "LookaheadBench", dependencies: ["Lookahead", "StepBatcher", "LookaheadProtocol"]),
         .target(
             name: "LookaheadDaemon",
@@ -36,6 +38,8 @@ let package = Package(
                 "Llama", "Lookahead", "StepBatcher", "LookaheadProtocol", "DaemonConfig", "SystemdSupport", "JobStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -43,13 +47,16 @@ let package = Package(
             dependencies: [
                 "LookaheadDaemon", "DaemonConfig", "StepBatcher", "SystemdSupport", "LookaheadProtocol", "Llama",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
             name: "lookaheadctl",
             dependencies: [
-                "Llama", "Lookahead", "StepBatcher", "LookaheadProtocol", "LookaheadBench",
+                "Llama", "Lookahead", "StepBatcher", "LookaheadProtocol", "LookaheadBench", "LookaheadDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "LlamaTests", dependencies: ["Llama"]),
@@ -60,7 +67,19 @@ let package = Package(
             dependencies: ["DaemonHarness", "LookaheadProtocol", "Lookahead", "StepBatcher", "Llama", "lookaheadd"]
         ),
         .testTarget(name: "SystemdSupportTests", dependencies: ["SystemdSupport"]),
-        .testTarget(name: "LookaheadTests", dependencies: ["Lookahead", "StepBatcher", "Llama"]),
+        // Scripted models that check KV bookkeeping cell by cell: the algorithm's and the batcher's unit tests.
+        .target(name: "ScriptedEngines", dependencies: ["Lookahead", "Llama"], path: "Tests/ScriptedEngines"),
+        .testTarget(name: "LookaheadTests", dependencies: ["Lookahead", "StepBatcher", "Llama", "ScriptedEngines"]),
+        .testTarget(name: "StepBatcherTests", dependencies: ["StepBatcher", "Lookahead", "Llama", "ScriptedEngines"]),
+        .testTarget(
+            name: "LookaheadDaemonTests",
+            dependencies: [
+                "LookaheadDaemon", "LookaheadProtocol", "StepBatcher", "Lookahead", "Llama", "ScriptedEngines",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "LookaheadBenchTests", dependencies: ["LookaheadBench", "Lookahead", "LookaheadProtocol"]),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "LookaheadProtocol"]),
         // Batch jobs end to end: the built lookaheadd and lookaheadctl, on real models.
@@ -68,14 +87,7 @@ let package = Package(
         .testTarget(name: "DaemonConfigTests", dependencies: ["DaemonConfig"]),
         // lookaheadctl: its tests run the built binary against a fake daemon.
         .testTarget(name: "LookaheadClientTests", dependencies: ["LookaheadProtocol", "Lookahead", "lookaheadctl"]),
-        .testTarget(
-            name: "LookaheadProtocolTests",
-            dependencies: [
-                "LookaheadProtocol",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-            ]
-        ),
+        .testTarget(name: "LookaheadProtocolTests", dependencies: ["LookaheadProtocol"]),
     ],
     swiftLanguageModes: [.v6]
 )

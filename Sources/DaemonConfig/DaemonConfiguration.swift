@@ -1,20 +1,12 @@
 import Lookahead
 import StepBatcher
 
-/// Everything `/etc/lookaheadd/lookaheadd.conf` can set. The defaults here are the documented ones:
-/// etc/lookaheadd.conf lists each of them, and a test holds the two together.
+/// Everything `/etc/lookaheadd/lookaheadd.conf` can set. Engine and request defaults are taken from
+/// `EngineConfig` and `SessionConfig`, where they live; etc/lookaheadd.conf lists each of them,
+/// and a test holds the two together.
 /// An empty path means "not configured": the executable (socket, state) or `engineConfig()` (models)
 /// fills it from the environment at start, so a parsed file does not depend on who parsed it.
 public struct DaemonConfiguration: Sendable, Equatable {
-    public enum Verifier: String, Sendable, CaseIterable {
-        case exact, embedding, judge
-    }
-
-    public enum JudgeModel: Sendable, Equatable {
-        case draft, target
-        case path(String)
-    }
-
     public enum LogLevel: String, Sendable, CaseIterable {
         case debug, info, notice, warning, error
     }
@@ -31,35 +23,35 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var draftModel = ""
     public var embedModel = ""
 
-    // Verifier
-    public var verifier: Verifier = .embedding
-    public var judgeModel: JudgeModel = .draft
-    public var embeddingThreshold: Float = 0.95
-    public var numericGuard = true
+    // Verifier: `verifierSpec` puts the three together.
+    public var verifier = VerifierSpec.default.kind
+    public var judgeModel = VerifierSpec.defaultJudge
+    public var embeddingThreshold = VerifierSpec.defaultThreshold
+    public var numericGuard = Self.engine.numericGuard
 
     // Engine
-    public var threads = 2
-    public var gpuLayers: Int32 = 0
-    public var contextLength = 8192
-    public var batchSize = 512
-    public var batchInvariant = false
+    public var threads = Self.engine.threads
+    public var gpuLayers = Self.engine.gpuLayers
+    public var contextLength = Self.engine.contextLength
+    public var batchSize = Self.engine.batchSize
+    public var batchInvariant = Self.engine.batchInvariant
 
     // Admission
     /// Interactive and batch sessions the batcher runs at once.
-    public var maxSessions = 4
+    public var maxSessions = BatcherLimits().maxSessions
     /// Of those, how many may be batch work, so interactive asks always find room.
-    public var maxBatchSessions = 2
+    public var maxBatchSessions = BatcherLimits().maxBatchSessions
 
     // Request defaults and limits
-    public var defaultMode: Mode = .lookaheadSD
-    public var defaultGamma = 4
-    public var defaultWidth = 1
-    public var defaultMaxTokens = 512
+    public var defaultMode = Self.session.mode
+    public var defaultGamma = Self.session.gamma
+    public var defaultWidth = Self.session.width
+    public var defaultMaxTokens = Self.session.maxTokens
     public var maxTokensLimit = 4096
-    public var draftTokensPerTick = 2
-    public var proposalTokens = 4
-    public var stepTokens = 100
-    public var stepDelimiter = "\n\n"
+    public var draftTokensPerTick = Self.session.draftTokensPerTick
+    public var proposalTokens = Self.session.proposalTokens
+    public var stepTokens = Self.session.rules.maxTokens
+    public var stepDelimiter = Self.session.rules.delimiter
 
     // Protocol
     public var maxFrameBytes = 8 << 20
@@ -76,21 +68,41 @@ public struct DaemonConfiguration: Sendable, Equatable {
 
     public init() {}
 
+    private static let engine = EngineConfig(modelDirectory: "")
+    private static let session = SessionConfig()
+
+    /// The configured verifier with its settings.
+    public var verifierSpec: VerifierSpec {
+        switch verifier {
+        case .exact: return .exact
+        case .embedding: return .embedding(threshold: embeddingThreshold)
+        case .judge:
+            let model: JudgeModel
+            if case .path(let path) = judgeModel {
+                model = .path(Self.resolve(path, in: resolvedModelDirectory))
+            } else {
+                model = judgeModel
+            }
+            return .judge(model: model, margin: VerifierSpec.defaultMargin)
+        case .random: return .random(acceptance: 0.5)
+        }
+    }
+
+    public var limits: BatcherLimits { BatcherLimits(maxSessions: maxSessions, maxBatchSessions: maxBatchSessions) }
+
+    private var resolvedModelDirectory: String {
+        modelDirectory.isEmpty ? EngineConfig.defaultModelDirectory : modelDirectory
+    }
+
     /// Paths resolved against the model directory; the context gets enough sequence ids for
     /// `maxSessions` sessions at the default depth and width (llama.cpp allows at most 256).
     public func engineConfig() -> EngineConfig {
-        let directory = modelDirectory.isEmpty ? EngineConfig.defaultModelDirectory : modelDirectory
+        let directory = resolvedModelDirectory
         var config = EngineConfig(modelDirectory: directory)
         if !targetModel.isEmpty { config.targetPath = Self.resolve(targetModel, in: directory) }
         if !draftModel.isEmpty { config.draftPath = Self.resolve(draftModel, in: directory) }
         if !embedModel.isEmpty { config.embedPath = Self.resolve(embedModel, in: directory) }
-        config.verifier = verifier.rawValue
-        switch judgeModel {
-        case .draft: config.judgeModel = "draft"
-        case .target: config.judgeModel = "target"
-        case .path(let path): config.judgeModel = Self.resolve(path, in: directory)
-        }
-        config.embeddingThreshold = embeddingThreshold
+        config.verifier = verifierSpec
         config.numericGuard = numericGuard
         config.threads = threads
         config.gpuLayers = gpuLayers

@@ -214,13 +214,9 @@ struct Value {
         return text
     }
 
-    func judgeModel() throws(Invalid) -> DaemonConfiguration.JudgeModel {
-        switch text {
-        case "draft": return .draft
-        case "target": return .target
-        case "": throw Invalid("must be draft, target or a GGUF path")
-        default: return .path(text)
-        }
+    func judgeModel() throws(Invalid) -> JudgeModel {
+        guard let model = JudgeModel(parsing: text) else { throw Invalid("must be draft, target or a GGUF path") }
+        return model
     }
 }
 
@@ -246,7 +242,13 @@ extension DaemonConfiguration {
         Setting("draft_model") { c, v in c.draftModel = v.text },
         Setting("embed_model") { c, v in c.embedModel = v.text },
 
-        Setting("verifier") { c, v throws(Invalid) in c.verifier = try v.choice(Verifier.self) },
+        Setting("verifier") { c, v throws(Invalid) in
+            // random:P is a benchmark's verifier (`bench --verifier`), not a service's.
+            guard let kind = VerifierKind(rawValue: v.text), kind != .random else {
+                throw Invalid("'\(v.text)' is not one of exact, embedding, judge")
+            }
+            c.verifier = kind
+        },
         Setting("judge_model") { c, v throws(Invalid) in c.judgeModel = try v.judgeModel() },
         Setting("embedding_threshold") { c, v throws(Invalid) in
             guard let x = Float(v.text), x > 0, x <= 1 else { throw Invalid("must be a number in (0, 1], got '\(v.text)'") }

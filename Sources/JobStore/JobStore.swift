@@ -1,5 +1,5 @@
 // The sqlite3 C API directly, not GRDB: the store needs a dozen statements, and GRDB would add
-// about 4.5 minutes to a clean build on two cores (DESIGN.md §9) and set synchronous=NORMAL
+// about 4.5 minutes to a clean build on two cores and set synchronous=NORMAL
 // behind our back.
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,5 @@
 import CLlama
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -49,16 +50,18 @@ public enum LlamaBackend {
     /// Idempotent; every loader calls it, so callers never need to.
     public static func initialise() { _ = initialised }
 
-    /// Whether llama.cpp's own log lines (model loading, warnings) reach stderr. Off by default so
-    /// the CLI's output stays readable; errors are always shown.
-    nonisolated(unsafe) public static var verbose = false
+    /// llama.cpp's own lines: errors and warnings as such, the rest (model loading, every tensor) debug.
+    fileprivate static let log = Logger(label: "llama.cpp")
 }
 
 private func llamaLog(_ level: ggml_log_level, _ text: UnsafePointer<CChar>?, _: UnsafeMutableRawPointer?) {
     guard let text else { return }
-    if LlamaBackend.verbose || level == GGML_LOG_LEVEL_ERROR {
-        _ = text.withMemoryRebound(to: UInt8.self, capacity: strlen(text)) { write(2, $0, strlen(text)) }
-    }
+    let severity: Logger.Level = level == GGML_LOG_LEVEL_ERROR ? .error : level == GGML_LOG_LEVEL_WARN ? .warning : .debug
+    guard LlamaBackend.log.logLevel <= severity else { return }
+    var line = String(cString: text)
+    while line.last == "\n" { line.removeLast() }
+    guard !line.isEmpty else { return }
+    LlamaBackend.log.log(level: severity, "\(line)")
 }
 
 /// How ggml's CPU threads wait for each other. They meet at a barrier after every operation of a

@@ -68,7 +68,7 @@ public final class Context {
         p.n_threads = Int32(params.threads)
         p.n_threads_batch = Int32(params.threads)
         // One cell pool for all sequences: seq_cp then shares cells instead of copying whole streams,
-        // and a branch can be forked from any prefix of another sequence (DESIGN.md §3).
+        // and a branch can be forked from any prefix of another sequence (docs/architecture.md).
         p.kv_unified = true
         p.embeddings = params.embeddings
         if params.embeddings { p.pooling_type = LLAMA_POOLING_TYPE_MEAN }

@@ -34,8 +34,8 @@ public struct SessionConfig: Sendable, Equatable {
     /// policy learns that a 3-token match is worth more than a 1-token one.
     public var ngramMax: Int = 3
     public var ngramMin: Int = 1
-    /// Verifier chain by name (`exact`, `embedding`, `judge`); nil: the engine's configured one.
-    public var verifier: String?
+    /// The verifier chain this request is judged by; nil: the engine's configured one.
+    public var verifier: VerifierKind?
     /// The answer after `</think>` is written by the target alone, never paraphrased.
     public var answerByTargetOnly = true
     /// Let measured costs steer the speculation: proposals only as long as their acceptance pays

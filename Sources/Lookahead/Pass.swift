@@ -15,14 +15,11 @@ public struct PassBuilder: Sendable {
     }
 
     /// Lets `sequence` share entry `index` (the same token at the same position over the same
-    /// prefix): the token is computed once for both — the shared tree of DESIGN.md §3.
+    /// prefix): the token is computed once for both — the shared tree of docs/architecture.md.
     mutating func share(_ index: Int, with sequence: SeqID, output: SamplingParams?) {
         entries[index].sequences.append(sequence)
         if let output { entries[index].output = output }
     }
-
-    /// Sessions whose tokens are in this pass (for the batcher's pass report).
-    public var sequenceCount: Int { Set(entries.flatMap(\.sequences)).count }
 }
 
 /// A sequence in one context: the tokens it stands for and how many leading ones are in the KV

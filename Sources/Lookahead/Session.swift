@@ -74,7 +74,7 @@ public final class LookaheadSession {
     private var freeTargetSeqs: [SeqID]
     /// Measured pass costs, as of the last plan: what the adaptive choices are made from.
     private var costs = EngineCosts()
-    private var estimates: [ProposalSource: AcceptanceEstimate] = [:]
+    private var proposer: TokenProposer
     private var governor = DraftGovernor()
 
     /// `targetSeqs`/`draftSeqs`: the ids this session may use, empty in both contexts.
@@ -97,6 +97,7 @@ public final class LookaheadSession {
         draftTracks = config.mode.usesDraft
             ? draftSeqs.prefix(config.width).map { Track(seq: $0, text: prompt) } : []
         drafting = Array(repeating: StepBuilder(), count: draftTracks.count)
+        proposer = TokenProposer(ngramMax: config.ngramMax, ngramMin: config.ngramMin, adaptive: config.adaptive)
     }
 
     public var isFinished: Bool { finishReason != nil }
@@ -247,7 +248,7 @@ public final class LookaheadSession {
             if let source = branch.track.source {
                 stats.proposed[source.proposer, default: 0] += proposals.count
                 stats.acceptedProposals[source.proposer, default: 0] += accepted
-                estimates[source, default: AcceptanceEstimate()].record(proposed: proposals.count, accepted: accepted)
+                proposer.record(source, proposed: proposals.count, accepted: accepted)
             }
             branch.track.settle(acceptedProposals: accepted, engine: target)
         }
@@ -256,28 +257,14 @@ public final class LookaheadSession {
 
     // MARK: Token-level proposals
 
-    /// Draft-step lookup first (the branch regenerating step j proposes the draft's dⱼ, which
-    /// exists anyway), else n-gram prompt lookup. Never past the step cap. When adaptive, only as
-    /// many tokens as the source's measured acceptance makes worth their cost in the pass.
+    /// The proposer's tokens for `branch`, never past the step cap or the request's budget.
     private func propose(for branch: Branch) -> ([Token], ProposalSource?) {
         guard config.mode.speculatesTokens, config.proposalTokens > 0 else { return ([], nil) }
         let room = min(config.proposalTokens, config.rules.maxTokens - branch.step.tokens.count - 1,
                        config.maxTokens - (committed.count - promptCount) - 1)
         guard room > 0 else { return ([], nil) }
-        let made = branch.step.tokens
-        var found: [Token] = [], source: ProposalSource?
-        for tokens in draftSources(for: branch) where tokens.count > made.count && Array(tokens.prefix(made.count)) == made {
-            found = Array(tokens[made.count..<min(tokens.count, made.count + room)])
-            source = .draftStep
-            break
-        }
-        if source == nil, let match = ngramLookup(branch.track.text, room: room) {
-            (found, source) = (match.tokens, .ngram(match.size))
-        }
-        guard let source, config.adaptive else { return (found, source) }
-        estimates[source, default: AcceptanceEstimate()].forget()
-        let k = ProposalPolicy.worthwhile(available: found.count, rate: estimates[source]!.rate, costs: costs)
-        return k == 0 ? ([], nil) : (Array(found.prefix(k)), source)
+        return proposer.propose(made: branch.step.tokens, text: branch.track.text, draftVersions: draftSources(for: branch),
+                                room: room, costs: costs)
     }
 
     /// The draft's versions of the step `branch` is regenerating: the finished candidates at the
@@ -295,24 +282,6 @@ public final class LookaheadSession {
         if position < chain.count { return chain[position].map(\.step.tokens) }
         if position == chain.count { return drafting.map(\.tokens) }
         return []
-    }
-
-    /// The tokens that followed the latest earlier occurrence of the text's longest suffix
-    /// (ngramMax … ngramMin tokens), and that suffix's length.
-    private func ngramLookup(_ text: [Token], room: Int) -> (tokens: [Token], size: Int)? {
-        let n = text.count
-        for size in stride(from: config.ngramMax, through: max(1, config.ngramMin), by: -1) where n > size {
-            let suffix = text[(n - size)...]
-            var start = n - size - 1
-            while start >= 0 {
-                if text[start..<start + size].elementsEqual(suffix) {
-                    let from = start + size
-                    return (Array(text[from..<min(n, from + room)]), size)
-                }
-                start -= 1
-            }
-        }
-        return nil
     }
 
     // MARK: Verify

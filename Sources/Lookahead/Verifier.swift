@@ -194,14 +194,6 @@ public final class RandomVerifier: StepVerifier {
         generator = SeededGenerator(seed: seed)
     }
 
-    /// `random:P` (0 ≤ P ≤ 1), the verifier's configuration name; nil for anything else.
-    public convenience init?(spec: String) {
-        guard spec.hasPrefix("random:"), let p = Double(spec.dropFirst("random:".count)), (0...1).contains(p) else {
-            return nil
-        }
-        self.init(acceptance: p)
-    }
-
     public func verify(_ pairs: [StepPair]) -> [Bool] {
         pairs.map { _ in Double(generator.next() >> 11) / Double(1 << 53) < acceptance }
     }
@@ -237,8 +229,6 @@ public final class VerifierChain {
 
     public var name: String { semantic.map { "exact+\(numericGuard ? "guard+" : "")\($0.name)" } ?? "exact" }
 
-    public func verify(_ pairs: [StepPair]) throws -> [Bool] { try judge(pairs).map(\.accepted) }
-
     /// Verdicts with the stage that decided each, so sessions can count their own.
     public func judge(_ pairs: [StepPair]) throws -> [StepVerdict] {
         let t0 = monotonicSeconds()
@@ -267,8 +257,6 @@ public final class VerifierChain {
         }
         return verdicts
     }
-
-    public var seconds: Double { exact.seconds + semanticCounts.seconds }
 }
 
 public func monotonicSeconds() -> Double {

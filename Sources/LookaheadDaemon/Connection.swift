@@ -10,14 +10,21 @@ final class ConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = JSONObject
     typealias OutboundOut = JSONObject
 
-    private let service: Service
+    /// A request this connection has not answered yet.
+    private enum InFlight {
+        /// An ask; its ticket once the batcher has taken it (updates may arrive before that).
+        case ask(Ticket?)
+        /// A `jobs.*` call the job runner is answering; it cannot be stopped midway.
+        case job
+    }
+
+    private let service: Methods
     private var context: ChannelHandlerContext?
-    /// Requests in flight on this connection, by id, with their batcher ticket once submitted.
-    private var inFlight: [JSONValue: Ticket] = [:]
+    private var inFlight: [JSONValue: InFlight] = [:]
     /// The peer's uid (SO_PEERCRED), read once the connection is up; jobs belong to it.
     private var peerUID: UInt32?
 
-    init(service: Service) { self.service = service }
+    init(service: Methods) { self.service = service }
 
     func channelActive(context: ChannelHandlerContext) {
         let me = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -61,14 +68,15 @@ final class ConnectionHandler: ChannelInboundHandler {
             guard let target = p["id"], target.stringValue != nil || target.intValue != nil else {
                 throw ProtocolError(.invalidParams, "id (a string or integer) is required", field: "id")
             }
-            guard let ticket = inFlight[target] else {
+            switch inFlight[target] {
+            case nil:
                 throw ProtocolError(.notFound, "no request \(target) in flight on this connection", field: "id")
-            }
-            // Ticket 0: a jobs.* call, answered by the job runner shortly; it cannot be stopped midway.
-            guard ticket != 0 else {
+            case .job?:
                 throw ProtocolError(.invalidParams, "request \(target) is not an ask; only asks can be cancelled (jobs.cancel stops a job)", field: "id")
+            case .ask(let ticket)?:
+                // Submitting and marking happen in one event-loop turn: an ask in flight has its ticket.
+                if let ticket { service.batcher.cancel(ticket) }
             }
-            service.batcher.cancel(ticket)
             reply(request, .object(["cancelled": target]))
         case "status":
             try p.rejectUnknown(allowed: [])
@@ -95,18 +103,18 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private func ask(_ request: Request) throws(ProtocolError) {
-        let config = try service.sessionConfig(request.params)
-        let prompt = try service.promptTokens(request.params)
+        let ask = try service.asks.prepare(request.params)
         guard let loop = context?.eventLoop else { return }
         let me = NIOLoopBound(self, eventLoop: loop)
         let id = request.id
         let sink: @Sendable (SessionUpdate) -> Void = { update in
-            loop.execute { me.value.deliver(id, update, config: config) }
+            loop.execute { me.value.deliver(id, update, ask: ask) }
         }
-        // Mark the id busy before submitting: the first update may arrive before submit returns.
-        inFlight[id] = 0
+        // Updates hop onto this loop, so none is delivered before the ticket is recorded.
+        inFlight[id] = .ask(nil)
         do {
-            inFlight[id] = try service.batcher.submit(BatcherRequest(prompt: prompt, config: config, priority: .interactive, sink: sink))
+            inFlight[id] = .ask(try service.batcher.submit(BatcherRequest(
+                prompt: ask.prompt, config: ask.config, priority: .interactive, sink: sink)))
         } catch {
             inFlight[id] = nil
             throw ProtocolError(error: error, field: "prompt")
@@ -114,14 +122,14 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     /// `jobs.*` (JobMethods.swift): the job runner answers from its own queue; the answer hops
-    /// back onto this loop. The id stays in flight until then (ticket 0: nothing to cancel).
+    /// back onto this loop. The id stays in flight until then.
     private func jobs(_ request: Request) throws(ProtocolError) {
         guard let loop = context?.eventLoop else { return }
         let me = NIOLoopBound(self, eventLoop: loop)
         try JobMethods.call(request.method, request.params, peer: peerUID, runner: service.jobs) { outcome in
             loop.execute { me.value.finishJob(request, outcome) }
         }
-        inFlight[request.id] = 0
+        inFlight[request.id] = .job
     }
 
     private func finishJob(_ request: Request, _ outcome: Result<JSONValue, ProtocolError>) {
@@ -135,7 +143,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    private func deliver(_ id: JSONValue, _ update: SessionUpdate, config: SessionConfig) {
+    private func deliver(_ id: JSONValue, _ update: SessionUpdate, ask: PreparedAsk) {
         guard inFlight[id] != nil else { return }
         switch update {
         case .started:
@@ -147,8 +155,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .finished(let generation):
             inFlight[id] = nil
             service.count(method: "ask", outcome: "result")
-            send(ResultReply(id: id, result: ResultEncoding.generation(
-                generation, mode: config.mode, verifier: service.verifierName(config))).json)
+            send(ResultReply(id: id, result: .object(AskResult(generation, mode: ask.config.mode, verifier: ask.verifier).json)).json)
         case .failed(let error):
             inFlight[id] = nil
             let e = ProtocolError(error: error, field: nil)
@@ -174,20 +181,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// A client that goes away cancels what it asked for; its sessions free their sequences at the
     /// next tick.
     func channelInactive(context: ChannelHandlerContext) {
-        for ticket in inFlight.values where ticket != 0 { service.batcher.cancel(ticket) }
+        for case .ask(let ticket?) in inFlight.values { service.batcher.cancel(ticket) }
         inFlight.removeAll()
         context.fireChannelInactive()
-    }
-}
-
-extension ProtocolError {
-    init(error: BatcherError, field: String?) {
-        switch error {
-        case .cancelled: self.init(.cancelled, "cancelled")
-        case .shuttingDown: self.init(.busy, "the daemon is shutting down")
-        case .tooLarge(let m): self.init(.tooLarge, m, field: field)
-        case .unavailable(let m): self.init(.invalidParams, m)
-        case .engine(let m): self.init(.internal, "engine failure: \(m)")
-        }
     }
 }

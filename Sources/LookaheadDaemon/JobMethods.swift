@@ -1,7 +1,4 @@
-import JobStore
-import Lookahead
 import LookaheadProtocol
-import StepBatcher
 
 /// The `jobs.*` methods of docs/protocol.md: parameters are checked here, on the event loop, and
 /// the work is handed to the `JobRunner`, which replies from its own queue.
@@ -50,45 +47,4 @@ enum JobMethods {
             throw ProtocolError(.unknownMethod, "unknown method '\(method)'", field: "method")
         }
     }
-}
-
-/// JSON shapes of jobs and their lines (docs/protocol.md, `jobs.*`). Times are unix seconds.
-enum JobEncoding {
-    static func job(_ job: JobRecord) -> JSONObject {
-        let c = job.counts
-        return [
-            "id": .string(job.id), "state": .string(job.state.rawValue), "owner_uid": JSONValue(job.owner),
-            "now": .bool(job.runNow), "created_at": .double(job.createdAt), "started_at": time(job.startedAt),
-            "finished_at": time(job.finishedAt), "deadline": time(job.deadline),
-            "counts": [
-                "total": JSONValue(c.total), "queued": JSONValue(c.queued), "in_progress": JSONValue(c.inProgress),
-                "done": JSONValue(c.done), "failed": JSONValue(c.failed), "cancelled": JSONValue(c.cancelled),
-                "expired": JSONValue(c.expired),
-            ],
-            "progress": .double(job.progress), "error": job.error.map(JSONValue.string) ?? .null,
-        ]
-    }
-
-    static func line(_ line: LineResult) -> JSONValue {
-        var object: JSONObject = [
-            "custom_id": .string(line.customID), "line": JSONValue(line.lineNo), "state": .string(line.state.rawValue),
-            "attempts": JSONValue(line.attempts), "finished_at": time(line.finishedAt),
-        ]
-        if let result = line.result { object["result"] = result }
-        if let error = line.error { object["error"] = error }
-        return .object(object)
-    }
-
-    /// The `ask` result, with OpenAI-style `usage` and the time the batcher admitted the line.
-    static func lineResult(_ generation: Generation, _ ask: PreparedAsk, startedAt: Double?) -> JSONValue {
-        var object = ResultEncoding.generation(generation, mode: ask.config.mode, verifier: ask.verifier).objectValue ?? [:]
-        object["usage"] = [
-            "prompt_tokens": JSONValue(ask.prompt.count), "completion_tokens": JSONValue(generation.tokens.count),
-            "total_tokens": JSONValue(ask.prompt.count + generation.tokens.count),
-        ]
-        object["started_at"] = time(startedAt)
-        return .object(object)
-    }
-
-    private static func time(_ seconds: Double?) -> JSONValue { seconds.map(JSONValue.double) ?? .null }
 }

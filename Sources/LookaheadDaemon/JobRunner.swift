@@ -1,72 +1,61 @@
 import DaemonConfig
 import Dispatch
 import JobStore
-import Llama
+import Logging
 import Lookahead
 import LookaheadProtocol
 import StepBatcher
-import Synchronization
-import SystemdSupport
 
-/// A job line's `ask`, checked and tokenised as an `ask` with the same params would be.
-struct PreparedAsk: Sendable {
-    var prompt: [Token]
-    var config: SessionConfig
-    var verifier: String
-}
-
-/// Batch jobs: owns the JobStore and drains its lines into the batcher at `.batch` priority, at
-/// most `max_batch_sessions` at a time, and only inside the drain window unless a job says `now`.
+/// Batch jobs: drains the JobStore's lines into the batcher at `.batch` priority, at most
+/// `max_batch_sessions` at a time, and only inside the drain window unless a job says `now`; and
+/// answers the `jobs.*` methods.
 ///
 /// Every store call runs on one serial queue (never on a NIO event loop or a Swift concurrency
 /// thread: SQLite commits block on fsync). Callers get their answer through a callback from that
 /// queue. A line's result is committed before anything reports it: clients only ever learn of
 /// results by reading the store.
+///
+/// Unchecked: its mutable state is touched only on `queue`, a confinement the compiler cannot see.
 public final class JobRunner: @unchecked Sendable {
     public typealias Reply = @Sendable (Result<JSONValue, ProtocolError>) -> Void
-    typealias Prepare = @Sendable (JSONObject) throws(ProtocolError) -> PreparedAsk
 
-    public let directory: String
     let window: DrainWindow?
     let clock: JobClock
     let maxInputBytes: Int
     private let batcher: Batcher
+    private let asks: AskPreparer
     private let maxInFlight: Int
     /// A results page stays under half a frame, so the reply always fits.
     private let pageBytes: Int
-    private let log: Journal
+    private let log = Logger(label: "lookaheadd.jobs")
     private let queue = DispatchQueue(label: "lookaheadd.jobs")
     /// Reading and validating inputs (up to max_job_bytes) happens beside the store, not on its queue.
     private let inputQueue = DispatchQueue(label: "lookaheadd.jobs.input")
-    private let prepare = Mutex<Prepare?>(nil)
-    /// What `status` shows, refreshed on `queue`, read from any thread without waiting for it.
-    private let shown = Mutex(Shown())
 
     // `queue` only.
-    private var store: JobStore?
+    private let keeper: JobStoreKeeper
     private var flights: [LineKey: Flight] = [:]
     private var meter = Throughput()
     private var feeding = false
     private var timer: (any DispatchSourceTimer)?
-    /// The last store failure logged, so a failing disk is logged once, not every second.
-    private var lastFailure: String?
 
-    public init(directory: String, batcher: Batcher, config: DaemonConfiguration, clock: JobClock, log: Journal) {
-        self.directory = directory
+    public init(directory: String, batcher: Batcher, asks: AskPreparer, config: DaemonConfiguration, clock: JobClock) {
+        keeper = JobStoreKeeper(directory: directory)
         self.batcher = batcher
+        self.asks = asks
         self.clock = clock
-        self.log = log
         window = config.drainWindow
         maxInFlight = config.maxBatchSessions
         maxInputBytes = config.maxJobBytes
         pageBytes = config.maxFrameBytes / 2
     }
 
+    public var directory: String { keeper.directory }
+
     /// Opens the store (re-queueing the lines a crash left in flight) and starts draining. A store
     /// that cannot be opened is logged, not fatal: `ask` still works, `jobs.*` answer `internal`
     /// naming the path, and every later use tries again.
-    func start(prepare: @escaping Prepare) {
-        self.prepare.withLock { $0 = prepare }
+    public func startFeeding() {
         queue.sync {
             feeding = true
             let timer = DispatchSource.makeTimerSource(queue: queue)
@@ -94,7 +83,7 @@ public final class JobRunner: @unchecked Sendable {
     public func close() {
         queue.sync {
             for (key, flight) in flights { settle(key, flight.unsaved ?? .released) }
-            store = nil
+            keeper.close()
         }
     }
 
@@ -104,7 +93,7 @@ public final class JobRunner: @unchecked Sendable {
         inputQueue.async { [self] in
             let lines: [ValidatedLine]
             do throws(ProtocolError) {
-                lines = try validate(source.read(owner: owner, maxBytes: maxInputBytes), source: source)
+                lines = try source.lines(owner: owner, maxBytes: maxInputBytes, asks: asks)
             } catch {
                 return reply(.failure(error))
             }
@@ -114,12 +103,12 @@ public final class JobRunner: @unchecked Sendable {
                     if let deadline, deadline <= now {
                         throw ProtocolError(.invalidParams, "deadline \(deadline) is not in the future (now \(now))", field: "deadline")
                     }
-                    let store = try openStore()
-                    let job = try storing { () throws(JobStoreError) in
+                    let store = try keeper.open()
+                    let job = try keeper.storing { () throws(JobStoreError) in
                         try store.submit(owner: owner, lines: lines, runNow: runNow, deadline: deadline, now: now)
                     }
-                    log.info("job submitted", ["JOB": job.id, "OWNER_UID": "\(owner)", "LINES": "\(lines.count)",
-                                               "NOW": "\(runNow)"])
+                    log.info("job submitted", metadata: ["job": "\(job.id)", "owner_uid": "\(owner)",
+                                                         "lines": "\(lines.count)", "now": "\(runNow)"])
                     pump()
                     return .object(JobEncoding.job(job))
                 })
@@ -178,12 +167,12 @@ public final class JobRunner: @unchecked Sendable {
             let job: JobRecord
             do throws(JobStoreError) {
                 job = try store.cancel(jobID: id, requester: requester, now: clock.now())
-                log.info("job cancelled", ["JOB": id, "BY_UID": "\(requester)"])
+                log.info("job cancelled", metadata: ["job": "\(id)", "by_uid": "\(requester)"])
             } catch .alreadyFinished {
                 job = try store.job(id: id, requester: requester)
             }
             for (key, flight) in flights where key.job == id { flight.ticket.map(batcher.cancel) }
-            refreshShown(store)
+            keeper.refreshShown()
             return .object(JobEncoding.job(job))
         }
     }
@@ -192,7 +181,7 @@ public final class JobRunner: @unchecked Sendable {
 
     /// `status`'s `jobs` and `drain_window` members.
     func statusFields() -> (jobs: JSONValue, drainWindow: JSONValue) {
-        let s = shown.withLock { $0 }
+        let s = keeper.shown.withLock { $0 }
         var jobs: JSONObject = [
             "queued": JSONValue(s.pending.queuedJobs), "in_progress": JSONValue(s.pending.inProgressJobs),
             "lines_queued": JSONValue(s.pending.queuedLines), "lines_in_progress": JSONValue(s.pending.inProgressLines),
@@ -210,9 +199,19 @@ public final class JobRunner: @unchecked Sendable {
 
     private var windowIsOpen: Bool { window?.contains(minuteOfDay: clock.minuteOfDay()) ?? true }
 
+    /// Runs `body` with the store on `queue` and replies with its outcome.
+    private func answer(_ reply: @escaping Reply, _ body: @escaping @Sendable (JobStore) throws(JobStoreError) -> JSONValue) {
+        queue.async { [self] in
+            reply(Result { () throws(ProtocolError) in
+                let store = try keeper.open()
+                return try keeper.storing { () throws(JobStoreError) in try body(store) }
+            })
+        }
+    }
+
     /// Saves what could not be saved before, then claims lines while there is room.
     private func pump() {
-        guard feeding, let store = try? openStore(), let prepare = prepare.withLock({ $0 }) else { return }
+        guard feeding, let store = try? keeper.open() else { return }
         for (key, flight) in flights { if let unsaved = flight.unsaved { settle(key, unsaved) } }
         // While the store refuses writes, nothing new starts: its result could not be kept either.
         if !flights.values.contains(where: { $0.unsaved != nil }) {
@@ -221,26 +220,26 @@ public final class JobRunner: @unchecked Sendable {
                 var claimed = try store.claimLines(limit: max(0, maxInFlight - flights.count), now: clock.now(),
                                                    windowOpen: windowIsOpen)
                 while !claimed.isEmpty {
-                    for line in claimed { launch(line, prepare) }
+                    for line in claimed { launch(line) }
                     // Lines that failed at once left room behind them.
                     let room = maxInFlight - flights.count
                     claimed = room > 0 ? try store.claimLines(limit: room, now: clock.now(), windowOpen: windowIsOpen) : []
                 }
-                recovered()
+                keeper.recovered()
             } catch {
-                failed(error, "cannot claim batch lines")
+                keeper.failed(error, "cannot claim batch lines")
             }
         }
-        refreshShown(store)
+        keeper.refreshShown()
     }
 
-    private func launch(_ line: ClaimedLine, _ prepare: Prepare) {
+    private func launch(_ line: ClaimedLine) {
         let key = LineKey(job: line.jobID, line: line.lineNo)
         if flights.isEmpty { meter.becameBusy(at: monotonicSeconds()) }
         flights[key] = Flight()
         let ask: PreparedAsk
         do {
-            ask = try prepare(line.request)
+            ask = try asks.prepare(Params(line.request))
         } catch {
             // Checked at submission; a daemon restarted with another configuration can still refuse it.
             return settle(key, .failed(.object(error.json)))
@@ -282,7 +281,7 @@ public final class JobRunner: @unchecked Sendable {
     /// Commits how a line ended; only then does it leave `flights`. An outcome the store cannot
     /// take (disk full) stays in `flights`, unreported, and `pump` retries it.
     private func settle(_ key: LineKey, _ outcome: Settlement) {
-        guard let store else {
+        guard let store = keeper.store else {
             flights[key]?.unsaved = outcome
             return
         }
@@ -293,13 +292,13 @@ public final class JobRunner: @unchecked Sendable {
             case .failed(let error): try store.fail(jobID: key.job, lineNo: key.line, error: error, now: now)
             case .released: try store.release(jobID: key.job, lineNo: key.line, now: now)
             }
-            recovered()
+            keeper.recovered()
         } catch .lineNotInProgress(_, _, let state) {
             // The store alone decides what is in flight; it already has this line's end.
             log.warning("line \(key.line) of job \(key.job) was no longer in flight (\(state?.rawValue ?? "missing"))")
         } catch {
             flights[key]?.unsaved = outcome
-            return failed(error, "cannot save line \(key.line) of job \(key.job); kept in memory and retried")
+            return keeper.failed(error, "cannot save line \(key.line) of job \(key.job); kept in memory and retried")
         }
         flights[key] = nil
         switch outcome {
@@ -307,121 +306,6 @@ public final class JobRunner: @unchecked Sendable {
         case .failed: meter.finished(at: monotonicSeconds(), tokens: 0)
         case .released: break
         }
-    }
-
-    // MARK: - The store (on `queue`)
-
-    /// The open store, opening it if an earlier try failed: a state directory an operator fixes
-    /// works again without a restart.
-    private func openStore() throws(ProtocolError) -> JobStore {
-        if let store { return store }
-        do {
-            // The store makes its own directory 0700; missing parents (~/.local/state) are made
-            // here. Were that to fail, the store's own error below names the path.
-            try? Server.prepareDirectory(of: directory)
-            let opened = try JobStore(directory: directory)
-            let requeued = try opened.recoverInFlight()
-            store = opened
-            recovered()
-            log.info("job store open", ["PATH": opened.path, "REQUEUED_LINES": "\(requeued)"])
-            return opened
-        } catch {
-            let problem = ProtocolError(.internal, "batch jobs are unavailable: \(error)")
-            shown.withLock { $0.error = problem.message }
-            if lastFailure != problem.message {
-                lastFailure = problem.message
-                log.error(problem.message)
-            }
-            throw problem
-        }
-    }
-
-    /// Runs `body` with the store on `queue` and replies with its outcome.
-    private func answer(_ reply: @escaping Reply, _ body: @escaping @Sendable (JobStore) throws(JobStoreError) -> JSONValue) {
-        queue.async { [self] in
-            reply(Result { () throws(ProtocolError) in
-                let store = try openStore()
-                return try storing { () throws(JobStoreError) in try body(store) }
-            })
-        }
-    }
-
-    private func storing<T>(_ body: () throws(JobStoreError) -> T) throws(ProtocolError) -> T {
-        do {
-            return try body()
-        } catch {
-            switch error {
-            // Another user's job reads exactly like a missing one.
-            case .notFound(let id): throw ProtocolError(.notFound, "no job \(id)", field: "id")
-            case .invalidSubmission(let message): throw ProtocolError(.invalidParams, message)
-            default:
-                failed(error, "job store")
-                throw ProtocolError(.internal, "job store: \(error)")
-            }
-        }
-    }
-
-    private func failed(_ error: JobStoreError, _ what: String) {
-        let message = "\(what): \(error)"
-        shown.withLock { $0.error = message }
-        guard message != lastFailure else { return }
-        lastFailure = message
-        log.error(message)
-    }
-
-    /// A write went through: whatever failed before is over.
-    private func recovered() {
-        guard lastFailure != nil else { return }
-        lastFailure = nil
-        shown.withLock { $0.error = nil }
-        log.notice("job store writable again", ["PATH": directory])
-    }
-
-    private func refreshShown(_ store: JobStore) {
-        guard let pending = try? store.pendingCounts() else { return }
-        shown.withLock { $0.pending = pending }
-    }
-
-    /// Checks a whole input as `ask` would check each line, so that a bad line fails the submission
-    /// with its line number instead of failing overnight.
-    private func validate(_ bytes: [UInt8], source: JobSource) throws(ProtocolError) -> [ValidatedLine] {
-        let lines: [ValidatedLine]
-        do {
-            lines = try JobInput.validate(jsonl: bytes, maxBytes: maxInputBytes)
-        } catch {
-            throw ProtocolError(.invalidParams, error.description, field: error.field ?? source.field)
-        }
-        guard let prepare = prepare.withLock({ $0 }) else {
-            throw ProtocolError(.busy, "the daemon is still starting")
-        }
-        for line in lines {
-            do {
-                _ = try prepare(line.request)
-            } catch {
-                throw ProtocolError(error.code, "line \(line.line): \(error.message)", field: error.field ?? source.field)
-            }
-        }
-        return lines
-    }
-}
-
-extension Service {
-    /// A job line's request checked exactly as an `ask` with these params would be.
-    func preparedAsk(_ request: JSONObject) throws(ProtocolError) -> PreparedAsk {
-        let params = Params(request)
-        let config = try sessionConfig(params)
-        let prompt = try promptTokens(params)
-        do {
-            try batcher.check(promptTokens: prompt.count, config: config)
-        } catch {
-            throw ProtocolError(error: error, field: "prompt")
-        }
-        return PreparedAsk(prompt: prompt, config: config, verifier: verifierName(config))
-    }
-
-    /// Starts draining batch jobs through this service's batcher.
-    public func startJobs() {
-        jobs.start { [unowned self] request throws(ProtocolError) in try preparedAsk(request) }
     }
 }
 
@@ -445,38 +329,4 @@ private enum Settlement {
     case failed(JSONValue)
     /// Stopped without an answer.
     case released
-}
-
-private struct Shown {
-    var pending = PendingCounts()
-    /// Why the store is failing, while it is.
-    var error: String?
-}
-
-/// Lines and tokens per second of batch work: over the current busy spell, or over its last
-/// `window` lines once there are more.
-private struct Throughput {
-    private static let window = 16
-    private var since = 0.0
-    private var finishes: [(at: Double, tokens: Int)] = []
-
-    /// A line started while none was in flight: a new spell, with rates of its own.
-    mutating func becameBusy(at time: Double) {
-        since = time
-        finishes = []
-    }
-
-    mutating func finished(at time: Double, tokens: Int) {
-        finishes.append((time, tokens))
-        if finishes.count > Self.window + 1 { finishes.removeFirst() }
-    }
-
-    /// nil until a line of this spell has finished.
-    func rates(at now: Double) -> (lines: Double, tokens: Double)? {
-        let full = finishes.count > Self.window
-        let counted = full ? finishes.dropFirst() : finishes[...]
-        let elapsed = now - (full ? finishes[0].at : since)
-        guard !counted.isEmpty, elapsed > 0 else { return nil }
-        return (Double(counted.count) / elapsed, Double(counted.reduce(0) { $0 + $1.tokens }) / elapsed)
-    }
 }

@@ -1,3 +1,4 @@
+import JobStore
 import LookaheadProtocol
 #if canImport(Glibc)
 import Glibc
@@ -17,6 +18,26 @@ enum JobSource: Sendable {
         case .content: return "content"
         case .path: return "path"
         }
+    }
+
+    /// The input's lines, each checked as an `ask` with its params would be, so that a bad line
+    /// fails the submission with its line number instead of failing overnight.
+    func lines(owner: UInt32, maxBytes: Int, asks: AskPreparer) throws(ProtocolError) -> [ValidatedLine] {
+        let bytes = try read(owner: owner, maxBytes: maxBytes)
+        let lines: [ValidatedLine]
+        do {
+            lines = try JobInput.validate(jsonl: bytes, maxBytes: maxBytes)
+        } catch {
+            throw ProtocolError(.invalidParams, error.description, field: error.field ?? field)
+        }
+        for line in lines {
+            do {
+                _ = try asks.prepare(Params(line.request))
+            } catch {
+                throw ProtocolError(error.code, "line \(line.line): \(error.message)", field: error.field ?? field)
+            }
+        }
+        return lines
     }
 
     /// The input's bytes; the size is judged before anything is read or parsed.

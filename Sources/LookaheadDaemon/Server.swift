@@ -17,7 +17,7 @@ public final class Server: Sendable {
     private let channel: any Channel
     public let description: String
 
-    public init(service: Service, listener: Listener, maxFrameBytes: Int) throws {
+    public init(service: Methods, listener: Listener, maxFrameBytes: Int) throws {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)

@@ -5,7 +5,7 @@ public enum Frame {
     public static let defaultMaxPayload = 8 << 20
 
     /// Judges a declared length the moment the header is in, before any of the payload is buffered.
-    static func problem(length: Int, maxPayload: Int) -> ProtocolError? {
+    public static func problem(length: Int, maxPayload: Int) -> ProtocolError? {
         if length == 0 { return ProtocolError(.invalidRequest, "empty frame: a frame carries one JSON object") }
         if length > maxPayload {
             return ProtocolError(.tooLarge, "frame of \(length) bytes exceeds the limit of \(maxPayload) bytes")
@@ -13,7 +13,7 @@ public enum Frame {
         return nil
     }
 
-    static func checked(maxPayload: Int) -> Int {
+    public static func checked(maxPayload: Int) -> Int {
         precondition((1...Int(UInt32.max)).contains(maxPayload), "a frame's length must fit its 4-byte header")
         return maxPayload
     }

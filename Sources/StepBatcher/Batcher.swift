@@ -1,44 +1,11 @@
+import Dispatch
 import Llama
+import Logging
 import Lookahead
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Who is waiting: interactive asks are admitted before batch-job lines.
-public enum Priority: Int, Sendable, Comparable {
-    case interactive = 0
-    case batch = 1
-    public static func < (a: Priority, b: Priority) -> Bool { a.rawValue < b.rawValue }
-}
-
-/// What a request's owner hears, on the engine thread (the sink must hand it on quickly).
-public enum SessionUpdate: Sendable {
-    /// The session got its sequences and its first pass is in this tick.
-    case started
-    case step(text: String, answer: Bool, fromDraft: Bool)
-    case finished(Generation)
-    case failed(BatcherError)
-}
-
-public enum BatcherError: Error, Sendable, Equatable, CustomStringConvertible {
-    case cancelled
-    case shuttingDown
-    /// The request can never fit the configured sequence or KV budget.
-    case tooLarge(String)
-    case engine(String)
-    /// Asks for something this daemon did not load (a verifier, the draft model).
-    case unavailable(String)
-
-    public var description: String {
-        switch self {
-        case .cancelled: return "cancelled"
-        case .shuttingDown: return "the daemon is shutting down"
-        case .tooLarge(let m): return m
-        case .engine(let m): return "engine failure: \(m)"
-        case .unavailable(let m): return m
-        }
-    }
-}
 
 public struct BatcherRequest: Sendable {
     public var prompt: [Token]
@@ -54,8 +21,6 @@ public struct BatcherRequest: Sendable {
     }
 }
 
-public typealias Ticket = UInt64
-
 /// Live figures for `status`, `metrics` and systemd's STATUS= line.
 public struct BatcherStatus: Sendable, Equatable {
     public var activeSessions = 0
@@ -67,345 +32,234 @@ public struct BatcherStatus: Sendable, Equatable {
     public var draftSequencesUsed = 0
     public var kvCellsReserved = 0
     public var kvCellsTotal = 0
-    public var ticks = 0
-    public var targetPasses = 0
-    /// Target passes that carried tokens of more than one session: the packing at work.
-    public var sharedTargetPasses = 0
-    public var maxSessionsInTargetPass = 0
-    public var targetPassTokens = 0
-    public var draftPasses = 0
-    public var generatedTokens = 0
-    public var acceptedSteps = 0
-    public var rejectedSteps = 0
-    public var finished = 0
-    public var cancelled = 0
-    public var failed = 0
-    public var busySeconds = 0.0
+    public var totals = SchedulerFigures()
     /// Threads the engine's passes use now, and how often the governor changed them.
     public var engineThreads = 0
     public var threadChanges = 0
     public var stopping = false
 }
 
-public struct BatcherLimits: Sendable, Equatable {
-    public var maxSessions: Int
-    public var maxBatchSessions: Int
-    public init(maxSessions: Int = 4, maxBatchSessions: Int = 2) {
-        self.maxSessions = maxSessions
-        self.maxBatchSessions = maxBatchSessions
+/// Requests waiting for admission, interactive before batch, each priority in arrival order.
+struct AdmissionQueue {
+    private(set) var entries: [(ticket: Ticket, request: BatcherRequest)] = []
+
+    var count: Int { entries.count }
+    var isEmpty: Bool { entries.isEmpty }
+    var interactiveCount: Int { entries.count { $0.request.priority == .interactive } }
+
+    mutating func insert(_ ticket: Ticket, _ request: BatcherRequest) {
+        let at = entries.firstIndex { $0.request.priority > request.priority } ?? entries.count
+        entries.insert((ticket, request), at: at)
+    }
+
+    /// Removes and returns the requests with these tickets.
+    mutating func remove(_ tickets: Set<Ticket>) -> [BatcherRequest] {
+        guard !tickets.isEmpty else { return [] }
+        var removed: [BatcherRequest] = []
+        entries.removeAll { entry in
+            guard tickets.contains(entry.ticket) else { return false }
+            removed.append(entry.request)
+            return true
+        }
+        return removed
+    }
+
+    mutating func removeAll() -> [BatcherRequest] {
+        defer { entries.removeAll() }
+        return entries.map(\.request)
+    }
+
+    /// The head requests that fit `room`, in order, up to the first that does not.
+    mutating func admit(into room: inout Room) -> [(ticket: Ticket, request: BatcherRequest)] {
+        var taken = 0
+        for entry in entries {
+            let r = entry.request
+            guard room.take(promptTokens: r.prompt.count, config: r.config, priority: r.priority) else { break }
+            taken += 1
+        }
+        defer { entries.removeFirst(taken) }
+        return Array(entries.prefix(taken))
     }
 }
 
-/// The engine thread and its admission queue. Every llama context is used from this one thread;
-/// other threads only enqueue, cancel and read figures (under `lock`).
+/// The engine thread and its admission queue. Every llama context is used from this one thread
+/// (through the `Scheduler`); other threads only enqueue, cancel and read figures.
 ///
 /// Each tick packs all live sessions' pending work into one draft pass (per draft round), one
 /// target pass and one verify pass (`TickRunner`). Sessions are admitted by priority, then age,
 /// while sequence ids and KV cells remain; cancellation frees a session's sequences at the next tick.
-public final class Batcher: @unchecked Sendable {
-    private let engines: Engines
-    private let runner: TickRunner
-    private let limits: BatcherLimits
-    private let lock = Mutex()
-    private let wake = Condition()
-
-    // Guarded by `lock`.
-    private var queue: [(ticket: Ticket, request: BatcherRequest)] = []
-    private var cancelRequests: Set<Ticket> = []
-    private var nextTicket: Ticket = 1
-    private var stopping = false
-    private var stopped = false
-    private var figures = BatcherStatus()
-
-    // Engine thread only.
-    private struct Live {
-        var ticket: Ticket
-        var session: LookaheadSession
-        var request: BatcherRequest
-        var targetSeqs: [SeqID]
-        var draftSeqs: [SeqID]
-        var kvCells: Int
-        var started: Double
-    }
-    private var live: [Live] = []
-    private var freeTarget: [SeqID]
-    private var freeDraft: [SeqID]
-    private var kvReserved = 0
-
-    /// Called from the engine loop at least every `heartbeatInterval`: the systemd watchdog beat.
-    public var heartbeat: @Sendable () -> Void = {}
-    public var heartbeatInterval: Double = 1
-
-    public init(engines: Engines, limits: BatcherLimits) {
-        self.engines = engines
-        self.limits = limits
-        runner = engines.makeRunner()
-        let sequences = engines.config.sequences
-        freeTarget = (0..<Int32(sequences)).reversed().map { $0 }
-        freeDraft = engines.draft == nil ? [] : (0..<Int32(sequences)).reversed().map { $0 }
-        figures.targetSequencesTotal = sequences
-        figures.kvCellsTotal = engines.target.contextLength
-        figures.engineThreads = engines.threadGovernor.threads
+public final class Batcher: Sendable {
+    /// The engine thread's own state. Only that thread touches it once `start` has run; the class
+    /// is unchecked because the compiler cannot see that confinement.
+    private final class EngineConfined: @unchecked Sendable {
+        let scheduler: Scheduler
+        init(_ scheduler: Scheduler) { self.scheduler = scheduler }
     }
 
-    /// KV cells a session may occupy at most: its prompt, its output, and the speculative tail of
-    /// every branch (each at most two steps beyond the committed text).
-    public static func kvCells(promptTokens: Int, config: SessionConfig) -> Int {
-        let branches = config.mode.usesDraft ? config.gamma * config.width : 0
-        return promptTokens + config.maxTokens + (branches + 1) * 2 * (config.rules.maxTokens + config.proposalTokens) + 8
+    /// What other threads share with the engine thread.
+    private struct Inbox {
+        var queue = AdmissionQueue()
+        var cancels: Set<Ticket> = []
+        var stopping = false
+        /// When shutting down: past this, live sessions are cancelled.
+        var deadline = Double.infinity
     }
 
-    /// Checks that a request could ever be admitted, so it fails now with a reason, not never.
+    public let capacity: Capacity
+    private let engine: EngineConfined
+    private let inbox = Mutex(Inbox())
+    private let shown: Mutex<BatcherStatus>
+    /// Signalled whenever the inbox changes; the idle engine thread waits on it.
+    private let wake = DispatchSemaphore(value: 0)
+    private let thread = Mutex<EngineThread?>(nil)
+    private let heartbeat: Heartbeat
+    private let log = Logger(label: "lookaheadd.batcher")
+
+    /// `heartbeat` is called from the engine loop at least every `heartbeat.interval` seconds
+    /// (systemd's watchdog).
+    public init(scheduler: Scheduler, heartbeat: Heartbeat = Heartbeat()) {
+        engine = EngineConfined(scheduler)
+        capacity = scheduler.capacity
+        self.heartbeat = heartbeat
+        var status = BatcherStatus()
+        status.targetSequencesTotal = capacity.sequences
+        status.kvCellsTotal = capacity.contextLength
+        status.engineThreads = scheduler.threads.threads
+        shown = Mutex(status)
+    }
+
     public func check(promptTokens: Int, config: SessionConfig) throws(BatcherError) {
-        let cells = Batcher.kvCells(promptTokens: promptTokens, config: config)
-        if cells > engines.target.contextLength {
-            throw .tooLarge("prompt (\(promptTokens) tokens) plus max_tokens \(config.maxTokens) and the speculative branches need \(cells) KV cells; the context has \(engines.target.contextLength)")
-        }
-        if config.targetSequences > engines.config.sequences {
-            throw .tooLarge("gamma \(config.gamma) × width \(config.width) needs \(config.targetSequences) sequences; the daemon has \(engines.config.sequences)")
-        }
-        if let name = config.verifier, engines.verifiers[name] == nil {
-            throw .unavailable("verifier '\(name)' is not loaded (this daemon has \(engines.verifiers.keys.sorted().joined(separator: ", ")))")
-        }
-        if config.mode.usesDraft, engines.draft == nil {
-            throw .unavailable("mode \(config.mode.rawValue) needs the draft model, which is not loaded")
-        }
+        try capacity.check(promptTokens: promptTokens, config: config)
     }
 
     public func submit(_ request: BatcherRequest) throws(BatcherError) -> Ticket {
-        try check(promptTokens: request.prompt.count, config: request.config)
-        return try lock.withLock { () throws(BatcherError) -> Ticket in
-            guard !stopping else { throw .shuttingDown }
-            let ticket = nextTicket
-            nextTicket += 1
-            let at = queue.firstIndex { $0.request.priority > request.priority } ?? queue.count
-            queue.insert((ticket, request), at: at)
-            wake.signal()
-            return ticket
+        try capacity.check(promptTokens: request.prompt.count, config: request.config)
+        let ticket = Ticket.next()
+        try inbox.withLock { (inbox) throws(BatcherError) in
+            guard !inbox.stopping else { throw .shuttingDown }
+            inbox.queue.insert(ticket, request)
         }
+        wake.signal()
+        return ticket
     }
 
     /// Cancels a queued or running request; its sink hears `.failed(.cancelled)`.
     public func cancel(_ ticket: Ticket) {
-        lock.withLock {
-            cancelRequests.insert(ticket)
-            wake.signal()
-        }
+        inbox.withLock { _ = $0.cancels.insert(ticket) }
+        wake.signal()
     }
 
-    public var status: BatcherStatus { lock.withLock { figures } }
+    public var status: BatcherStatus { shown.withLock { $0 } }
 
     public func start() {
-        engines.target.afterChunk = { [heartbeat] in heartbeat() }
-        engines.draft?.afterChunk = { [heartbeat] in heartbeat() }
-        spawnThread { [self] in run() }
+        thread.withLock { thread in
+            precondition(thread == nil, "the batcher is already running")
+            thread = EngineThread { [self] in run() }
+        }
     }
 
-    /// Stops admitting; lets running sessions finish for up to `grace` seconds, then cancels the
-    /// rest and every queued request. Returns when the engine thread has stopped.
+    /// Stops admitting and fails what is queued; lets running sessions finish for up to `grace`
+    /// seconds, then cancels the rest. Returns when the engine thread has ended.
     public func shutdown(grace: Double) {
-        let deadline = monotonicSeconds() + grace
-        lock.withLock {
-            stopping = true
-            figures.stopping = true
-            for (ticket, _) in queue { cancelRequests.insert(ticket) }
-            wake.signal()
+        let queued = inbox.withLock { inbox in
+            inbox.stopping = true
+            inbox.deadline = monotonicSeconds() + grace
+            return inbox.queue.removeAll()
         }
-        var cancelledLive = false
-        while !lock.withLock({ stopped }) {
-            if !cancelledLive, monotonicSeconds() > deadline {
-                cancelledLive = true
-                lock.withLock {
-                    for ticket in liveTicketsSnapshot { cancelRequests.insert(ticket) }
-                    wake.signal()
-                }
-            }
-            usleep(20_000)
-        }
+        shown.withLock { $0.stopping = true }
+        for request in queued { request.sink(.failed(.shuttingDown)) }
+        wake.signal()
+        thread.withLock { thread in
+            defer { thread = nil }
+            return thread
+        }?.join()
     }
-
-    // Written by the engine thread under `lock` for `shutdown` to read.
-    private var liveTicketsSnapshot: [Ticket] = []
 
     // MARK: Engine thread
 
     private func run() {
+        let scheduler = engine.scheduler
         var lastBeat = 0.0
         while true {
-            let (admitted, cancels, exit) = takeWork()
-            if exit { break }
-            for ticket in cancels { cancelLive(ticket) }
-            for (ticket, request) in admitted { admit(ticket, request) }
-
             let now = monotonicSeconds()
-            if now - lastBeat >= heartbeatInterval / 2 {
-                heartbeat()
+            if now - lastBeat >= heartbeat.interval / 2 {
+                heartbeat.beat()
                 lastBeat = now
             }
-            guard !live.isEmpty else { continue }
-
-            let t0 = monotonicSeconds()
-            do {
-                try runner.tick()
-            } catch {
-                failAll(BatcherError.engine("\(error)"))
+            let (admitted, cancels, dropped, stopping, pastDeadline) = inbox.withLock { inbox in
+                let cancels = inbox.cancels
+                inbox.cancels.removeAll()
+                let dropped = inbox.queue.remove(cancels)
+                var room = scheduler.room
+                let admitted = inbox.stopping ? [] : inbox.queue.admit(into: &room)
+                return (admitted, cancels, dropped, inbox.stopping, now > inbox.deadline)
+            }
+            // Queued requests that were cancelled never start.
+            for request in dropped { request.sink(.failed(.cancelled)) }
+            for ticket in cancels { scheduler.cancel(ticket, reason: stopping ? .shuttingDown : .cancelled) }
+            if pastDeadline { scheduler.cancelAll(reason: .shuttingDown) }
+            for (ticket, r) in admitted {
+                scheduler.admit(ticket, prompt: r.prompt, config: r.config, priority: r.priority, sink: r.sink)
+            }
+            if scheduler.isIdle {
+                publish(scheduler)
+                if stopping { break }
+                _ = wake.wait(timeout: .now() + heartbeat.interval / 2)
                 continue
             }
-            engines.governThreads()
-            publish(busy: monotonicSeconds() - t0)
+            scheduler.tick()
+            publish(scheduler)
         }
-        lock.withLock { stopped = true }
+        log.debug("engine thread stopped")
     }
 
-    /// Takes the admissible queue head(s) and pending cancels; blocks while there is nothing to do.
-    private func takeWork() -> ([(Ticket, BatcherRequest)], [Ticket], Bool) {
-        lock.withLock {
-            while live.isEmpty, queue.isEmpty, cancelRequests.isEmpty {
-                if stopping { return ([], [], true) }
-                wake.wait(lock, seconds: heartbeatInterval / 2)
-                if live.isEmpty, queue.isEmpty, cancelRequests.isEmpty { return ([], [], false) }
-            }
-            let cancels = Array(cancelRequests)
-            cancelRequests.removeAll()
-            // Queued requests that were cancelled never start.
-            var dropped: [BatcherRequest] = []
-            queue.removeAll { entry in
-                if cancels.contains(entry.ticket) { dropped.append(entry.request); return true }
-                return false
-            }
-            for r in dropped { r.sink(.failed(stopping ? .shuttingDown : .cancelled)) }
-            var admitted: [(Ticket, BatcherRequest)] = []
-            var targetLeft = freeTarget.count, draftLeft = freeDraft.count, kvLeft = engines.target.contextLength - kvReserved
-            var sessions = live.count, batchSessions = live.filter { $0.request.priority == .batch }.count
-            while let head = queue.first, !stopping {
-                let c = head.request.config
-                let cells = Batcher.kvCells(promptTokens: head.request.prompt.count, config: c)
-                let batchFull = head.request.priority == .batch && batchSessions >= limits.maxBatchSessions
-                guard sessions < limits.maxSessions, !batchFull, c.targetSequences <= targetLeft,
-                      c.draftSequences <= draftLeft, cells <= kvLeft else { break }
-                queue.removeFirst()
-                admitted.append((head.ticket, head.request))
-                targetLeft -= c.targetSequences
-                draftLeft -= c.draftSequences
-                kvLeft -= cells
-                sessions += 1
-                if head.request.priority == .batch { batchSessions += 1 }
-            }
-            return (admitted, cancels, stopping && queue.isEmpty && live.isEmpty && admitted.isEmpty)
+    private func publish(_ scheduler: Scheduler) {
+        let (interactive, queued) = inbox.withLock { ($0.queue.interactiveCount, $0.queue.count) }
+        shown.withLock { s in
+            s.activeSessions = scheduler.liveSessions
+            s.activeBatchSessions = scheduler.liveBatchSessions
+            s.queuedInteractive = interactive
+            s.queuedBatch = queued - interactive
+            s.targetSequencesUsed = scheduler.targetSequencesUsed
+            s.draftSequencesUsed = scheduler.draftSequencesUsed
+            s.kvCellsReserved = scheduler.kvCellsReserved
+            s.totals = scheduler.figures
+            s.engineThreads = scheduler.threads.threads
+            s.threadChanges = scheduler.threads.changes
         }
+    }
+}
+
+/// The systemd watchdog's beat, and how often the engine loop must give it.
+public struct Heartbeat: Sendable {
+    public var interval: Double
+    public var beat: @Sendable () -> Void
+    public init(interval: Double = 1, beat: @escaping @Sendable () -> Void = {}) {
+        self.interval = interval
+        self.beat = beat
+    }
+}
+
+/// A real thread, joined when it is done (never a Swift concurrency pool thread, which blocking
+/// decode calls would starve).
+final class EngineThread: Sendable {
+    private final class Body: @unchecked Sendable {
+        // Handed to the new thread once, through pthread_create's argument.
+        let run: @Sendable () -> Void
+        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+    }
+    private let handle: pthread_t
+
+    init(_ body: @escaping @Sendable () -> Void) {
+        let box = Unmanaged.passRetained(Body(body)).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { raw in
+            Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue().run()
+            return nil
+        }, box)
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        handle = thread
     }
 
-    private func admit(_ ticket: Ticket, _ request: BatcherRequest) {
-        let c = request.config
-        let targetSeqs = (0..<c.targetSequences).map { _ in freeTarget.removeLast() }
-        let draftSeqs = (0..<c.draftSequences).map { _ in freeDraft.removeLast() }
-        do {
-            let session = try LookaheadSession(prompt: request.prompt, config: c, target: engines.target,
-                                               draft: engines.draft, targetSeqs: targetSeqs, draftSeqs: draftSeqs)
-            let cells = Batcher.kvCells(promptTokens: request.prompt.count, config: c)
-            kvReserved += cells
-            live.append(Live(ticket: ticket, session: session, request: request, targetSeqs: targetSeqs,
-                             draftSeqs: draftSeqs, kvCells: cells, started: monotonicSeconds()))
-            runner.add(session)
-            request.sink(.started)
-        } catch {
-            freeTarget += targetSeqs
-            freeDraft += draftSeqs
-            request.sink(.failed(.tooLarge("\(error)")))
-        }
-    }
-
-    private func cancelLive(_ ticket: Ticket) {
-        guard let i = live.firstIndex(where: { $0.ticket == ticket }) else { return }
-        live[i].session.cancel()
-        finish(at: i)
-    }
-
-    /// Streams new events, hands finished sessions their result and frees their sequences.
-    private func publish(busy: Double) {
-        let report = runner.lastReport
-        var i = 0
-        while i < live.count {
-            let l = live[i]
-            for event in l.session.takeEvents() {
-                if case .step(let text, let answer, let fromDraft) = event {
-                    l.request.sink(.step(text: text, answer: answer, fromDraft: fromDraft))
-                }
-            }
-            if l.session.isFinished { finish(at: i) } else { i += 1 }
-        }
-        lock.withLock {
-            figures.ticks += 1
-            figures.busySeconds += busy
-            if report.targetSessions > 0 {
-                figures.targetPasses += 1
-                figures.targetPassTokens += report.targetTokens
-                if report.targetSessions > 1 { figures.sharedTargetPasses += 1 }
-                figures.maxSessionsInTargetPass = max(figures.maxSessionsInTargetPass, report.targetSessions)
-            }
-            figures.draftPasses += report.draftPasses
-            figures.engineThreads = engines.threadGovernor.threads
-            figures.threadChanges = engines.threadGovernor.changes
-            refreshFigures()
-        }
-    }
-
-    private func finish(at i: Int) {
-        let l = live.remove(at: i)
-        l.session.takeEvents().forEach { event in
-            if case .step(let text, let answer, let fromDraft) = event {
-                l.request.sink(.step(text: text, answer: answer, fromDraft: fromDraft))
-            }
-        }
-        release(l)
-        let reason = l.session.finishReason ?? .cancelled
-        var stats = l.session.stats
-        stats.wallSeconds = monotonicSeconds() - l.started
-        stats.generatedTokens = l.session.generatedTokens.count
-        lock.withLock {
-            figures.generatedTokens += stats.generatedTokens
-            figures.acceptedSteps += stats.acceptedDraftSteps
-            figures.rejectedSteps += stats.rejectedDraftSteps
-            if reason == .cancelled { figures.cancelled += 1 } else { figures.finished += 1 }
-            refreshFigures()
-        }
-        if reason == .cancelled {
-            l.request.sink(.failed(stopping ? .shuttingDown : .cancelled))
-        } else {
-            l.request.sink(.finished(Generation(
-                text: engines.target.text.detokenize(l.session.generatedTokens), tokens: l.session.generatedTokens,
-                steps: l.session.steps, finishReason: reason, stats: stats)))
-        }
-    }
-
-    /// Frees a finished or failed session's sequences and its share of the KV budget.
-    private func release(_ l: Live) {
-        runner.reap()
-        freeTarget += l.targetSeqs
-        freeDraft += l.draftSeqs
-        kvReserved -= l.kvCells
-    }
-
-    private func failAll(_ error: BatcherError) {
-        while let l = live.first {
-            l.session.cancel()
-            live.removeFirst()
-            release(l)
-            lock.withLock { figures.failed += 1 }
-            l.request.sink(.failed(error))
-        }
-        lock.withLock { refreshFigures() }
-    }
-
-    /// Under `lock`.
-    private func refreshFigures() {
-        figures.activeSessions = live.count
-        figures.activeBatchSessions = live.filter { $0.request.priority == .batch }.count
-        figures.queuedInteractive = queue.filter { $0.request.priority == .interactive }.count
-        figures.queuedBatch = queue.count - figures.queuedInteractive
-        figures.targetSequencesUsed = figures.targetSequencesTotal - freeTarget.count
-        figures.draftSequencesUsed = engines.draft == nil ? 0 : figures.targetSequencesTotal - freeDraft.count
-        figures.kvCellsReserved = kvReserved
-        liveTicketsSnapshot = live.map(\.ticket)
-    }
+    func join() { pthread_join(handle, nil) }
 }

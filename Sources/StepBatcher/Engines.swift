@@ -4,29 +4,26 @@ import Lookahead
 import Glibc
 #endif
 
-/// Where the models live and how big the contexts are. Defaults come from the cache that
-/// `make models` fills; `LOOKAHEAD_MODELS` points elsewhere.
+/// Where the models live and how the contexts are built. The defaults here are the engine's
+/// defaults everywhere: the daemon's configuration, `ask --local` and `bench` start from them.
 public struct EngineConfig: Sendable, Equatable {
     public var targetPath: String
     public var draftPath: String
     public var embedPath: String
-    /// "exact", "embedding", "judge", or "random:P" (accepts with probability P: synthetic benchmarks).
-    public var verifier: String = "embedding"
-    /// Judge weights: "draft", "target" or a GGUF path.
-    public var judgeModel: String = "draft"
-    public var embeddingThreshold: Float = 0.95
+    public var verifier: VerifierSpec = .default
     public var numericGuard = true
-    public var threads: Int = 2
+    /// The most threads a pass may use (the thread governor may use fewer).
+    public var threads = 2
     public var gpuLayers: Int32 = 0
-    public var contextLength: Int = 4096
-    public var batchSize: Int = 512
-    /// Sequence ids per context: sessions × (1 + γ·W) must fit.
-    public var sequences: Int = 32
+    public var contextLength = 8192
+    public var batchSize = 512
+    /// Sequence ids per context: sessions × (1 + γ·W) must fit (llama.cpp allows at most 256).
+    public var sequences = 32
     /// Every row gets the same arithmetic whatever else shares its pass (no weight repacking,
     /// ggml's reference paths): greedy answers do not depend on load, and speculation with the
     /// exact verifier gives the target's tokens bit for bit. Off (the default, as in vLLM and
-    /// SGLang): repacked weights and fused kernels, ≈ 20 % faster decoding here, and answers that
-    /// can split from `ar` where the target's own choice is a near-tie.
+    /// SGLang): repacked weights and fused kernels, faster decoding (docs/benchmarks.md), and
+    /// answers that can split from `ar` where the target's own choice is a near-tie.
     public var batchInvariant = false
 
     /// `LOOKAHEAD_MODELS`, else systemd's `CACHE_DIRECTORY` (the service's CacheDirectory=), else
@@ -47,16 +44,16 @@ public struct EngineConfig: Sendable, Equatable {
     }
 }
 
-/// The loaded models and their contexts. Created and used on one thread.
+/// The loaded models and their contexts. Created and used on one thread (the engine thread).
 public final class Engines {
     public let config: EngineConfig
     public let targetModel: Model
     public let draftModel: Model?
     public let target: LlamaEngine
     public let draft: LlamaEngine?
-    /// Verifier chains by name: always `exact`, plus the configured one.
-    public let verifiers: [String: VerifierChain]
-    public var verifier: VerifierChain { verifiers[config.verifier]! }
+    /// Verifier chains: always `exact`, plus the configured one.
+    public let verifiers: [VerifierKind: VerifierChain]
+    public var verifier: VerifierChain { verifiers[config.verifier.kind]! }
     public let embedModel: Model?
 
     public init(config: EngineConfig, loadDraft: Bool = true) throws {
@@ -75,74 +72,77 @@ public final class Engines {
             draftModel = nil
             draft = nil
         }
-        var chains = ["exact": VerifierChain(semantic: nil)]
+        var chains: [VerifierKind: VerifierChain] = [.exact: VerifierChain(semantic: nil)]
         var embed: Model?
         switch config.verifier {
-        case "exact":
+        case .exact:
             break
-        case "embedding":
+        case .embedding(let threshold):
             let model = try Model(path: config.embedPath)
             embed = model
-            chains["embedding"] = VerifierChain(
-                semantic: try EmbeddingVerifier(model: model, threshold: config.embeddingThreshold, threads: config.threads),
+            chains[.embedding] = VerifierChain(
+                semantic: try EmbeddingVerifier(model: model, threshold: threshold, threads: config.threads),
                 numericGuard: config.numericGuard)
-        case "judge":
-            chains["judge"] = try Engines.makeJudge(config, target: targetModel, draft: draftModel)
-        case let spec where spec.hasPrefix("random:"):
-            guard let random = RandomVerifier(spec: spec) else {
-                throw EngineError.badConfig(key: "verifier", reason: "'\(spec)': random:P needs 0 ≤ P ≤ 1")
+        case .judge(let judge, let margin):
+            let model: Model
+            switch judge {
+            case .target: model = targetModel
+            case .draft:
+                guard let draftModel else { throw EngineError.badConfig(key: "judge_model", reason: "'draft' needs the draft model loaded") }
+                model = draftModel
+            case .path(let path): model = try Model(path: path, gpuLayers: config.gpuLayers)
             }
+            chains[.judge] = VerifierChain(semantic: try JudgeVerifier(model: model, threads: config.threads, margin: margin),
+                                           numericGuard: config.numericGuard)
+        case .random(let acceptance):
             // No numeric guard: its vetoes would pin α below P. Only identical texts skip the draw.
-            chains[spec] = VerifierChain(semantic: random, numericGuard: false)
-        default:
-            throw EngineError.badConfig(
-                key: "verifier", reason: "'\(config.verifier)' is not exact, embedding, judge or random:P")
+            chains[.random] = VerifierChain(semantic: RandomVerifier(acceptance: acceptance), numericGuard: false)
         }
         verifiers = chains
         embedModel = embed
     }
 
-    /// The engine's thread count, kept below `config.threads` while other processes hold the cores.
-    public private(set) lazy var threadGovernor = ThreadGovernor(maximum: config.threads)
-
-    /// Called by the tick loops after every tick; reads the CPU counters once per interval and
-    /// moves both models' contexts to the governor's thread count when it changes.
-    public func governThreads(now: Double = monotonicSeconds()) {
-        guard threadGovernor.isDue(at: now), let sample = CPUSample.read(wall: now),
-              let n = threadGovernor.observe(sample) else { return }
-        target.context.setThreads(n)
-        draft?.context.setThreads(n)
+    /// What a scheduler drives: these engines, their verifiers, and the thread count of both contexts.
+    public var engineSet: EngineSet {
+        EngineSet(target: target, draft: draft, verifiers: verifiers, defaultVerifier: config.verifier.kind,
+                  sequences: config.sequences, maxThreads: config.threads) { [target, draft] n in
+            target.context.setThreads(n)
+            draft?.context.setThreads(n)
+        }
     }
 
-    /// The runner for in-process requests (`generate`): one for the engines' life, so the pass
+    /// A scheduler over these engines. One at a time drives them: the daemon's batcher, or `scheduler`.
+    public func makeScheduler(limits: BatcherLimits = BatcherLimits()) -> Scheduler {
+        Scheduler(engines: engineSet, limits: limits)
+    }
+
+    /// The scheduler for in-process requests (`generate`): one for the engines' life, so the pass
     /// costs it measures carry from one request to the next.
-    public private(set) lazy var runner = makeRunner()
+    public private(set) lazy var scheduler = makeScheduler()
 
-    public func makeRunner() -> TickRunner {
-        TickRunner(target: target, draft: draft, verifiers: verifiers, defaultVerifier: config.verifier)
+    /// Runs one request to completion in this thread (the one-shot CLI, `bench`, tests), through
+    /// the same scheduler path as the daemon's requests.
+    public func generate(_ prompt: String, config: SessionConfig,
+                         onUpdate: (SessionUpdate) -> Void = { _ in }) throws -> Generation {
+        try scheduler.generate(prompt: try promptTokens(prompt), config: config, onUpdate: onUpdate)
     }
 
-    /// The judge reuses the draft's or the target's weights (a context of its own) or loads a GGUF.
-    static func makeJudge(_ config: EngineConfig, target: Model, draft: Model?) throws -> VerifierChain {
-        let model: Model
-        switch config.judgeModel {
-        case "target": model = target
-        case "draft":
-            guard let draft else { throw EngineError.badConfig(key: "judge_model", reason: "'draft' needs the draft model loaded") }
-            model = draft
-        default: model = try Model(path: config.judgeModel, gpuLayers: config.gpuLayers)
-        }
-        return VerifierChain(semantic: try JudgeVerifier(model: model, threads: config.threads),
-                             numericGuard: config.numericGuard)
+    public func generate(prompt: [Token], config: SessionConfig,
+                         onUpdate: (SessionUpdate) -> Void = { _ in }) throws -> Generation {
+        try scheduler.generate(prompt: prompt, config: config, onUpdate: onUpdate)
     }
 
-    /// Tokens of a user prompt, formatted with the target's chat template when it has one.
-    public func promptTokens(_ text: String) throws -> [Token] {
-        if targetModel.chatTemplate != nil {
-            let formatted = try targetModel.applyChatTemplate([ChatMessage(role: "user", content: text)])
-            return try targetModel.vocab.tokenize(formatted, addSpecial: true, parseSpecial: true)
+    /// Tokens of a user prompt for the target.
+    public func promptTokens(_ text: String) throws -> [Token] { try Engines.promptTokens(text, model: targetModel) }
+
+    /// Tokens of a user prompt, formatted with `model`'s chat template when it has one. Reads only
+    /// the vocabulary and the template: safe from any thread.
+    public static func promptTokens(_ text: String, model: Model) throws -> [Token] {
+        if model.chatTemplate != nil {
+            let formatted = try model.applyChatTemplate([ChatMessage(role: "user", content: text)])
+            return try model.vocab.tokenize(formatted, addSpecial: true, parseSpecial: true)
         }
-        return try targetModel.vocab.tokenize(text, addSpecial: true, parseSpecial: false)
+        return try model.vocab.tokenize(text, addSpecial: true, parseSpecial: false)
     }
 }
 

@@ -12,6 +12,21 @@ public struct Generation: Sendable {
     /// The text after `</think>`, or else the last non-empty line.
     public var answer: String { Generation.answer(of: text) }
 
+    /// The reasoning before `</think>` without the tags; empty when the model did not think.
+    public var thinking: String {
+        let bytes = Array(text.utf8)
+        guard let end = Generation.find("</think>", in: bytes) else { return "" }
+        var inner = bytes[..<end]
+        if let start = Generation.find("<think>", in: Array(inner)) { inner = inner[(start + "<think>".utf8.count)...] }
+        return String(decoding: inner, as: UTF8.self).trimmingWhitespace
+    }
+
+    private static func find(_ needle: String, in bytes: [UInt8]) -> Int? {
+        let n = Array(needle.utf8)
+        guard bytes.count >= n.count else { return nil }
+        return (0...bytes.count - n.count).first { bytes[$0..<$0 + n.count].elementsEqual(n) }
+    }
+
     public static func answer(of text: String, thinkEnd: String = "</think>") -> String {
         let marker = Array(thinkEnd.utf8), bytes = Array(text.utf8)
         if !marker.isEmpty, bytes.count >= marker.count {
@@ -22,36 +37,5 @@ public struct Generation: Sendable {
         }
         let lines = text.split(whereSeparator: \.isNewline).map { String($0).trimmingWhitespace }
         return lines.last(where: { !$0.isEmpty }) ?? ""
-    }
-}
-
-extension Engines {
-    /// Runs one request to completion in this thread (the one-shot CLI and the tests); the daemon
-    /// drives the same sessions through its own tick loop.
-    public func generate(prompt: [Token], config: SessionConfig,
-                         onEvent: (SessionEvent) -> Void = { _ in }) throws -> Generation {
-        let session = try LookaheadSession(
-            prompt: prompt, config: config, target: target, draft: draft,
-            targetSeqs: (0..<Int32(config.targetSequences)).map { $0 },
-            draftSeqs: (0..<Int32(config.draftSequences)).map { $0 })
-        runner.add(session)
-        let t0 = monotonicSeconds()
-        defer { session.cancel(); runner.reap() }
-        while !session.isFinished {
-            try runner.tick()
-            governThreads()
-            session.takeEvents().forEach(onEvent)
-        }
-        session.takeEvents().forEach(onEvent)
-        var stats = session.stats
-        stats.wallSeconds = monotonicSeconds() - t0
-        stats.generatedTokens = session.generatedTokens.count
-        return Generation(text: target.text.detokenize(session.generatedTokens), tokens: session.generatedTokens,
-                          steps: session.steps, finishReason: session.finishReason ?? .stop, stats: stats)
-    }
-
-    public func generate(_ prompt: String, config: SessionConfig,
-                         onEvent: (SessionEvent) -> Void = { _ in }) throws -> Generation {
-        try generate(prompt: try promptTokens(prompt), config: config, onEvent: onEvent)
     }
 }

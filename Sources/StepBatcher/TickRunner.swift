@@ -1,14 +1,12 @@
 import Llama
 import Lookahead
 
-/// What one tick carried: the batcher's pass report.
+/// What one tick carried: the batcher's pass figures.
 public struct PassReport: Sendable, Equatable {
     public var draftPasses = 0
-    public var draftSessions = 0
-    public var draftTokens = 0
+    /// Sessions with tokens in the target pass, and the tokens it carried.
     public var targetSessions = 0
     public var targetTokens = 0
-    public var verifyPairs = 0
 }
 
 /// Packs every live session's pending work into one draft pass, one target pass and one verify
@@ -16,14 +14,10 @@ public struct PassReport: Sendable, Equatable {
 public final class TickRunner {
     public let target: ModelEngine
     public let draft: ModelEngine?
-    /// Verifier chains by name; each session uses its configured one or `defaultVerifier`.
-    public let verifiers: [String: VerifierChain]
-    public let defaultVerifier: String
+    /// Verifier chains by kind; each session uses its configured one or `defaultVerifier`.
+    public let verifiers: [VerifierKind: VerifierChain]
+    public let defaultVerifier: VerifierKind
     public private(set) var sessions: [LookaheadSession] = []
-    public private(set) var lastReport = PassReport()
-    /// Ticks whose target pass carried more than one session.
-    public private(set) var sharedTargetPasses = 0
-    public private(set) var ticks = 0
     /// Both models' measured pass costs: every session plans its speculation from them.
     public private(set) var costs = EngineCosts()
     /// What drafting has been earning across sessions: new sessions start paused while it loses.
@@ -31,7 +25,7 @@ public final class TickRunner {
     /// Seconds, monotonic; tests substitute a simulated clock.
     private let clock: () -> Double
 
-    public init(target: ModelEngine, draft: ModelEngine?, verifiers: [String: VerifierChain], defaultVerifier: String,
+    public init(target: ModelEngine, draft: ModelEngine?, verifiers: [VerifierKind: VerifierChain], defaultVerifier: VerifierKind,
                 clock: @escaping () -> Double = monotonicSeconds) {
         precondition(verifiers[defaultVerifier] != nil, "no verifier chain named \(defaultVerifier)")
         self.clock = clock
@@ -43,7 +37,7 @@ public final class TickRunner {
 
     /// The chain a session asked for, or the default when it asked for none (the batcher refuses
     /// names that are not loaded before a session starts).
-    public func chainName(for session: LookaheadSession) -> String {
+    public func chainName(for session: LookaheadSession) -> VerifierKind {
         session.config.verifier.flatMap { verifiers[$0] == nil ? nil : $0 } ?? defaultVerifier
     }
 
@@ -61,20 +55,17 @@ public final class TickRunner {
         return done
     }
 
-    public var isIdle: Bool { sessions.allSatisfy(\.isFinished) }
-
     /// One tick: draft pass, target pass, verify pass, commit.
-    public func tick() throws {
+    @discardableResult
+    public func tick() throws -> PassReport {
         var report = PassReport()
         let live = sessions.filter { !$0.isFinished }
 
         // Draft passes until no session wants another this tick (each asks for its own rate).
         var round = 0
-        while let draft, let carried = try decode(
+        while let draft, try decode(
             draft, live, cost: \.draft, plan: { s, pass in s.planDraft(into: &pass, round: round, costs: costs) },
-            absorb: { s, out, seconds in s.absorbDraft(out); s.recordDraftTime(seconds) }) {
-            report.draftSessions = max(report.draftSessions, carried.sessions)
-            report.draftTokens += carried.tokens
+            absorb: { s, out, seconds in s.absorbDraft(out); s.recordDraftTime(seconds) }) != nil {
             report.draftPasses += 1
             round += 1
         }
@@ -84,7 +75,6 @@ public final class TickRunner {
             absorb: { s, out, seconds in s.absorbTarget(out); s.recordTargetTime(seconds) }) {
             report.targetSessions = carried.sessions
             report.targetTokens = carried.tokens
-            if carried.sessions > 1 { sharedTargetPasses += 1 }
         }
 
         // One verify pass per chain in use, each batched across its sessions.
@@ -104,13 +94,11 @@ public final class TickRunner {
                 live[i].recordVerifyTime(share * Double(n))
                 offset += n
             }
-            report.verifyPairs += pairs.count
         }
         for (s, r) in zip(live, requests) where r.isEmpty { s.applyVerdicts([]) }
 
         for s in live { s.advance(ledger: &ledger) }
-        lastReport = report
-        ticks += 1
+        return report
     }
 
     /// One pass of `engine` over what `plan` gathers from the live sessions, timed into the

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Llama
 import Lookahead
+import LookaheadDaemon
 import LookaheadProtocol
 import StepBatcher
 
@@ -10,7 +11,7 @@ struct AskOptions: ParsableArguments {
     @Option(help: "ar | sd | lookahead | lookahead+sd") var mode: String = "lookahead+sd"
     @Option(help: "Draft steps kept ahead (γ).") var gamma: Int = 4
     @Option(help: "Draft candidates per position (W: 1 or 2).") var width: Int = 1
-    @Option(help: "exact | embedding | judge (default: the daemon's configured verifier; embedding with --local)")
+    @Option(help: "exact | embedding | judge (default: the daemon's configured verifier; embedding with --local, where embedding:T, judge:MODEL and random:P work too)")
     var verifier: String?
     @Option(help: "0 = greedy.") var temperature: Float = 0
     @Option(name: .customLong("top-p")) var topP: Float = 0.95
@@ -65,7 +66,7 @@ struct Ask: ParsableCommand {
     @OptionGroup var options: AskOptions
     @Flag(help: "Print one JSON object (text, answer, tokens, stats) instead of streaming.") var json = false
     @Flag(help: "Stream steps as they are committed (default unless --json).") var stream = false
-    @Option(help: "Engine threads (--local only, default 2).") var threads: Int?
+    @Option(help: "Engine threads (--local only, default \(EngineConfig().threads)).") var threads: Int?
     @Flag(name: .customLong("batch-invariant"),
           help: "No weight repacking, ggml's reference paths (--local only; the daemon's batch_invariant).")
     var batchInvariant = false
@@ -123,11 +124,12 @@ struct Ask: ParsableCommand {
         let question = try question()
         let modelDirectory = modelDirectory ?? EngineConfig.defaultModelDirectory
         var engineConfig = EngineConfig(modelDirectory: modelDirectory)
-        engineConfig.verifier = options.verifier ?? "embedding"
-        engineConfig.threads = threads ?? 2
+        if let verifier = options.verifier {
+            do { engineConfig.verifier = try VerifierSpec(parsing: verifier) } catch { throw ValidationError("--verifier \(error)") }
+        }
+        if let threads { engineConfig.threads = threads }
         engineConfig.batchInvariant = batchInvariant
         engineConfig.sequences = max(1, config.targetSequences)
-        engineConfig.contextLength = 4096
         if !json { FileHandle.standardError.write("loading models from \(modelDirectory) …\n") }
         let engines: Engines
         do {
@@ -135,11 +137,11 @@ struct Ask: ParsableCommand {
         } catch { throw CLIError("\(error)") }
 
         let steps = StepPrinter(enabled: !json)
-        let result = try engines.generate(question, config: config) { event in
-            guard case .step(let text, let answer, _) = event else { return }
+        let result = try engines.generate(question, config: config) { update in
+            guard case .step(let text, let answer, _) = update else { return }
             steps.print(text, thinking: !answer)
         }
-        report(ResultEncoding.generation(result, mode: config.mode, verifier: engines.verifier.name))
+        report(.object(AskResult(result, mode: config.mode, verifier: engineConfig.verifier.kind).json))
     }
 
     /// The result object as one JSON line with `--json`; else the statistics line on standard error.

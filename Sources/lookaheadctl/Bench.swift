@@ -24,7 +24,7 @@ struct Bench: ParsableCommand {
     var modes: String = Mode.allCases.map(\.rawValue).joined(separator: ",")
     @Option(help: "Draft steps kept ahead (γ).") var gamma: Int = SessionConfig().gamma
     @Option(help: "exact | embedding | judge | random:P (accept with probability P: synthetic models).")
-    var verifier: String = "embedding"
+    var verifier: String = VerifierSpec.default.description
     @Option(name: .customLong("max-tokens"), help: "Token budget per answer.") var maxTokens: Int = SessionConfig().maxTokens
     @Option(name: .customLong("step-tokens"), help: "Token cap per step.") var stepTokens: Int = StepRules().maxTokens
     @Flag(name: .customLong("fixed-steps"),
@@ -36,7 +36,7 @@ struct Bench: ParsableCommand {
     @Flag(name: .customLong("batch-invariant"),
           help: "No weight repacking, ggml's reference paths (config batch_invariant = true): answers independent of what shares a pass, ≈ 20 % slower.")
     var batchInvariant = false
-    @Option(help: "Engine threads.") var threads: Int = 2
+    @Option(help: "Engine threads.") var threads: Int = EngineConfig().threads
     @Option(name: .customLong("gpu-layers"), help: "Layers offloaded to the GPU (a CUDA build of llama.cpp; 0 = CPU only).")
     var gpuLayers: Int32 = 0
     @Option(name: .customLong("models"),
@@ -54,6 +54,11 @@ struct Bench: ParsableCommand {
         guard threads > 0 else { throw ValidationError("--threads must be positive") }
         guard gpuLayers >= 0 else { throw ValidationError("--gpu-layers must not be negative") }
         _ = try sessionConfigs()
+        _ = try verifierSpec()
+    }
+
+    private func verifierSpec() throws -> VerifierSpec {
+        do { return try VerifierSpec(parsing: verifier) } catch { throw ValidationError("--verifier \(error)") }
     }
 
     func run() throws {
@@ -67,7 +72,7 @@ struct Bench: ParsableCommand {
         let directory = modelDirectory ?? EngineConfig.defaultModelDirectory
         var engineConfig = EngineConfig(modelDirectory: directory)
         // Without a draft nothing is verified: skip loading a verifier model.
-        engineConfig.verifier = usesDraft ? verifier : "exact"
+        engineConfig.verifier = usesDraft ? try verifierSpec() : .exact
         engineConfig.threads = threads
         engineConfig.batchInvariant = batchInvariant
         engineConfig.gpuLayers = gpuLayers
@@ -95,7 +100,7 @@ struct Bench: ParsableCommand {
             }
         }
 
-        let report = BenchReport(settings: settings(configs), records: records, costs: engines.runner.costs)
+        let report = BenchReport(settings: settings(configs), records: records, costs: engines.scheduler.costs)
         FileHandle.standardOutput.write(report.table())
         if let jsonPath { try write("\(report.json())\n", to: jsonPath) }
         if let svgPath { try write(report.chart().svg(), to: svgPath) }

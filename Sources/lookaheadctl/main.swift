@@ -1,7 +1,14 @@
 import ArgumentParser
 import Foundation
+import Logging
 import LookaheadProtocol
 
+// The CLI's own output stays readable: library logs (llama.cpp's warnings among them) only when they are errors.
+LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = .error
+    return handler
+}
 do {
     var command = try LookaheadCtl.parseAsRoot()
     try command.run()

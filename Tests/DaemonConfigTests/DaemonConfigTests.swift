@@ -302,20 +302,20 @@ private func defaults(_ change: (inout DaemonConfiguration) -> Void) -> DaemonCo
         #expect(engine.targetPath == "/srv/models/qwen/target-1.5b.gguf")
         #expect(engine.draftPath == "/opt/draft.gguf")
         #expect(engine.embedPath == "/srv/models/embed.gguf")
-        #expect(engine.judgeModel == "/srv/models/judges/j.gguf")
-        #expect(engine.verifier == "judge")
+        #expect(engine.verifier == .judge(model: .path("/srv/models/judges/j.gguf"), margin: VerifierSpec.defaultMargin))
     }
 
     @Test func emptyModelDirIsTheEngineDefault() {
         let engine = DaemonConfiguration().engineConfig()
         #expect(engine.targetPath == EngineConfig.defaultModelDirectory + "/target.gguf")
-        #expect(engine.judgeModel == "draft")
+        #expect(engine.verifier == .embedding(threshold: VerifierSpec.defaultThreshold))
+        #expect(DaemonConfiguration().judgeModel == .draft)
     }
 
     @Test func engineSettings() throws {
         let engine = try parse("""
             model_dir = /m
-            verifier = exact
+            verifier = embedding
             judge_model = target
             embedding_threshold = 0.9
             numeric_guard = no
@@ -328,9 +328,7 @@ private func defaults(_ change: (inout DaemonConfiguration) -> Void) -> DaemonCo
             default_width = 2
             """).engineConfig()
         var expected = EngineConfig(modelDirectory: "/m")
-        expected.verifier = "exact"
-        expected.judgeModel = "target"
-        expected.embeddingThreshold = 0.9
+        expected.verifier = .embedding(threshold: 0.9)
         expected.numericGuard = false
         expected.threads = 8
         expected.gpuLayers = 99

@@ -136,7 +136,7 @@ struct DaemonTests {
         let served = try ask(daemon.client(), prompt, ["mode": "ar", "max_tokens": 48])
         daemon.stop()
         var config = EngineConfig()
-        config.verifier = "exact"
+        config.verifier = .exact
         config.contextLength = 2048
         let engines = try Engines(config: config, loadDraft: false)
         var session = SessionConfig(mode: .ar)

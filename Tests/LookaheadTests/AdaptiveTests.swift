@@ -1,6 +1,7 @@
 import Testing
 import Llama
 import Lookahead
+import ScriptedEngines
 
 /// The cost-led choices, on scripted models whose passes advance a simulated clock: what a pass of
 /// n tokens costs is set per test (2 CPU cores: every token costs nearly a pass; a GPU: nearly free).

@@ -1,5 +1,6 @@
 import Testing
 import Lookahead
+import ScriptedEngines
 
 @Suite("Random verifier")
 struct RandomVerifierTests {
@@ -23,18 +24,30 @@ struct RandomVerifierTests {
         #expect(RandomVerifier(acceptance: 1).verify(Self.pairs).allSatisfy { $0 })
     }
 
-    @Test func specNamesTheProbability() {
-        #expect(RandomVerifier(spec: "random:0.25")?.acceptance == 0.25)
-        #expect(RandomVerifier(spec: "random:1")?.acceptance == 1)
-        for bad in ["random:", "random:1.5", "random:-0.1", "random:x", "embedding", "random0.5"] {
-            #expect(RandomVerifier(spec: bad) == nil, "\(bad)")
+    @Test func specNamesTheProbability() throws {
+        #expect(try VerifierSpec(parsing: "random:0.25") == .random(acceptance: 0.25))
+        #expect(try VerifierSpec(parsing: "random:1") == .random(acceptance: 1))
+        for bad in ["random:", "random:1.5", "random:-0.1", "random:x", "random", "random0.5"] {
+            #expect(throws: VerifierSpecError.self, "\(bad)") { try VerifierSpec(parsing: bad) }
+        }
+    }
+
+    @Test func everySpecReadsBackWhatItPrints() throws {
+        let specs: [VerifierSpec] = [.exact, .default, .embedding(threshold: 0.9), .random(acceptance: 0.3),
+                                     .judge(model: .draft, margin: VerifierSpec.defaultMargin),
+                                     .judge(model: .target, margin: VerifierSpec.defaultMargin),
+                                     .judge(model: .path("/m/judge.gguf"), margin: VerifierSpec.defaultMargin)]
+        for spec in specs { #expect(try VerifierSpec(parsing: spec.description) == spec, "\(spec)") }
+        #expect(try VerifierSpec(parsing: "embedding") == .embedding(threshold: VerifierSpec.defaultThreshold))
+        for bad in ["", "exact:1", "embedding:0", "embedding:1.5", "judge:", "semantic", "Exact"] {
+            #expect(throws: VerifierSpecError.self, "\(bad)") { try VerifierSpec(parsing: bad) }
         }
     }
 
     /// Behind the chain, random acceptance is not vetoed by the numeric guard: α stays at P.
     @Test func chainWithoutGuardKeepsTheRate() throws {
         let chain = VerifierChain(semantic: RandomVerifier(acceptance: 0.6), numericGuard: false)
-        let accepted = try chain.verify(Self.pairs).filter { $0 }.count
+        let accepted = try chain.judge(Self.pairs).filter(\.accepted).count
         #expect(abs(accepted - 6_000) < 250)
         #expect(chain.guardVetoes == 0)
     }

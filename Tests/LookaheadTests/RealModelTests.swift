@@ -26,7 +26,7 @@ enum RealModels {
     static func engines(verifier: String, target: String = "target", loadDraft: Bool = true) throws -> Engines {
         var c = EngineConfig(modelDirectory: directory)
         c.targetPath = path(target)
-        c.verifier = verifier
+        c.verifier = try VerifierSpec(parsing: verifier)
         c.threads = threads
         c.sequences = 16
         c.contextLength = 2048

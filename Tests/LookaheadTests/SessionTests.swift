@@ -1,6 +1,7 @@
 import Testing
 import Llama
 import Lookahead
+import ScriptedEngines
 import StepBatcher
 
 /// Drives one session with scripted target and draft models through the real tick runner.
@@ -55,8 +56,8 @@ struct Scenario {
         target.distribution = targetDistribution
         if let targetCost { target.clock = clock; target.passCost = targetCost }
         if let draftCost { draft.clock = clock; draft.passCost = draftCost }
-        let runner = TickRunner(target: target, draft: draft, verifiers: ["test": VerifierChain(semantic: semantic)],
-                                defaultVerifier: "test", clock: { clock.now })
+        let runner = TickRunner(target: target, draft: draft, verifiers: [.embedding: VerifierChain(semantic: semantic)],
+                                defaultVerifier: .embedding, clock: { clock.now })
         var outcomes: [Outcome] = []
         for _ in 0..<count {
             let session = try LookaheadSession(prompt: prompt, config: config, target: target, draft: draft,

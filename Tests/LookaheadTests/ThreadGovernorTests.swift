@@ -71,7 +71,7 @@ struct ThreadGovernorTests {
     /// thread while it decodes.
     @Test func theEngineDropsAThreadBesideABusyProcess() throws {
         let engines = RealModels.exact
-        let spinners = try (1..<max(2, engines.threadGovernor.cores)).map { _ in
+        let spinners = try (1..<max(2, engines.scheduler.threads.cores)).map { _ in
             let busy = Process()
             busy.executableURL = URL(fileURLWithPath: "/bin/sh")
             busy.arguments = ["-c", "while :; do :; done"]
@@ -82,13 +82,13 @@ struct ThreadGovernorTests {
         defer { for busy in spinners { kill(busy.processIdentifier, SIGKILL); busy.waitUntilExit() } }
         var config = SessionConfig(mode: .ar)
         config.maxTokens = 24
-        let changes = engines.threadGovernor.changes
+        let changes = engines.scheduler.threads.changes
         let start = monotonicSeconds()
         // Long enough for two looks of the governor (and a few for a fully contended machine).
-        while monotonicSeconds() - start < 3 * ThreadGovernor.interval, engines.threadGovernor.threads > 1 {
+        while monotonicSeconds() - start < 3 * ThreadGovernor.interval, engines.scheduler.threads.threads > 1 {
             _ = try engines.generate(GSM8K.prompt(GSM8K.problems[0]), config: config)
         }
-        #expect(engines.threadGovernor.threads == 1, "governor: \(engines.threadGovernor)")
-        #expect(engines.threadGovernor.changes > changes || changes > 0)
+        #expect(engines.scheduler.threads.threads == 1, "governor: \(engines.scheduler.threads)")
+        #expect(engines.scheduler.threads.changes > changes || changes > 0)
     }
 }

@@ -1,6 +1,7 @@
 import Testing
 import Llama
 import Lookahead
+import ScriptedEngines
 
 @Suite("Verifiers")
 struct VerifierTests {
@@ -31,8 +32,8 @@ struct VerifierTests {
     @Test func guardVetoesDifferentNumbersBeforeTheSemanticVerifier() throws {
         let lenient = FixedVerifier { _ in true }
         let chain = VerifierChain(semantic: lenient)
-        let verdicts = try chain.verify(Self.differentNumbers.map { StepPair(target: $0.0, draft: $0.1) })
-        #expect(verdicts.allSatisfy { !$0 })
+        let verdicts = try chain.judge(Self.differentNumbers.map { StepPair(target: $0.0, draft: $0.1) })
+        #expect(verdicts.allSatisfy { $0 == .vetoed })
         #expect(chain.guardVetoes == Self.differentNumbers.count)
         #expect(lenient.asked.isEmpty)
     }
@@ -44,10 +45,10 @@ struct VerifierTests {
         let raw = try embedding.similarities(Self.differentNumbers.map { StepPair(target: $0.0, draft: $0.1) })
         #expect(raw.filter { $0 >= 0.95 }.count >= 2)
         let chain = VerifierChain(semantic: embedding)
-        #expect(try chain.verify(Self.differentNumbers.map { StepPair(target: $0.0, draft: $0.1) }).allSatisfy { !$0 })
-        let accepted = try chain.verify(Self.paraphrases.map { StepPair(target: $0.0, draft: $0.1) })
+        #expect(try chain.judge(Self.differentNumbers.map { StepPair(target: $0.0, draft: $0.1) }).allSatisfy { !$0.accepted })
+        let accepted = try chain.judge(Self.paraphrases.map { StepPair(target: $0.0, draft: $0.1) })
         print("paraphrase similarities:", embedding.lastSimilarities)
-        #expect(accepted.allSatisfy { $0 })
+        #expect(accepted.allSatisfy { $0.accepted })
     }
 }
 
@@ -76,7 +77,7 @@ struct JudgeVerifierTests {
         #expect(different.allSatisfy { !$0 }, "the judge accepted steps about different things")
         // Behind the guard, the judge never sees a pair whose numbers differ.
         let chain = VerifierChain(semantic: judge)
-        #expect(try chain.verify(VerifierTests.differentNumbers.map { StepPair(target: $0.0, draft: $0.1) }).allSatisfy { !$0 })
+        #expect(try chain.judge(VerifierTests.differentNumbers.map { StepPair(target: $0.0, draft: $0.1) }).allSatisfy { !$0.accepted })
         #expect(chain.semanticCounts.calls == 0)
     }
 

@@ -1,7 +1,8 @@
 import NIOCore
 import NIOEmbedded
 import Testing
-@testable import LookaheadProtocol
+import LookaheadProtocol
+@testable import LookaheadDaemon
 
 private func channel(maxPayload: Int = Frame.defaultMaxPayload) throws -> EmbeddedChannel {
     let channel = EmbeddedChannel()

@@ -2,57 +2,63 @@ import Llama
 import Lookahead
 
 /// Words as tokens: the scripted models speak a tiny vocabulary so tests read as text.
-final class WordText: TokenText {
-    static let delimiter: Token = 1, eos: Token = 2, thinkEnd: Token = 3
+public final class WordText: TokenText {
+    public static let delimiter: Token = 1, eos: Token = 2, thinkEnd: Token = 3
     private var words: [String] = ["<unused>", "\n\n", "<eos>", "</think>"]
     private var ids: [String: Token] = [:]
 
-    init() { for (i, w) in words.enumerated() { ids[w] = Token(i) } }
+    public init() { for (i, w) in words.enumerated() { ids[w] = Token(i) } }
 
-    func id(_ word: String) -> Token {
+    public func id(_ word: String) -> Token {
         if let t = ids[word] { return t }
         words.append(word)
         ids[word] = Token(words.count - 1)
         return Token(words.count - 1)
     }
     /// "a b c |" → tokens; "|" is the step delimiter, "<eos>" and "</think>" the special ends.
-    func tokens(_ text: String) -> [Token] {
+    public func tokens(_ text: String) -> [Token] {
         text.split(separator: " ").map { $0 == "|" ? WordText.delimiter : id(String($0)) }
     }
-    func pieceBytes(_ token: Token) -> [UInt8] {
+    public func pieceBytes(_ token: Token) -> [UInt8] {
         token == WordText.eos ? [] : Array((token == WordText.delimiter ? "\n\n" : " " + words[Int(token)]).utf8)
     }
-    func isEndOfGeneration(_ token: Token) -> Bool { token == WordText.eos }
-    func detokenize(_ tokens: [Token]) -> String { String(decoding: tokens.flatMap(pieceBytes), as: UTF8.self) }
+    public func isEndOfGeneration(_ token: Token) -> Bool { token == WordText.eos }
+    public func detokenize(_ tokens: [Token]) -> String { String(decoding: tokens.flatMap(pieceBytes), as: UTF8.self) }
 }
 
 /// A model that writes a fixed script, step by step: after k complete steps of any content it
 /// writes step k of its script, token by token. Every pass is checked against the KV cache it
 /// keeps per sequence (a token must sit right after its sequence's last cell), and predictions are
 /// made from the cache's contents, so bookkeeping mistakes in the session change the output.
-final class ScriptedEngine: ModelEngine {
-    let words: WordText
-    var text: TokenText { words }
-    let promptLength: Int
+public final class ScriptedEngine: ModelEngine {
+    public let words: WordText
+    public var text: TokenText { words }
+    public let promptLength: Int
     /// The script for sequence `seq` (draft candidates can differ per sequence).
-    var script: (SeqID) -> [[Token]]
+    public var script: (SeqID) -> [[Token]]
     /// Sampling: a distribution override for (sequence, step index, offset), else certain.
-    var distribution: ((SeqID, Int, Int) -> TokenDistribution?)?
-    private(set) var kv: [SeqID: [Token]] = [:]
-    private(set) var passes: [[PassEntry]] = []
-    let contextLength: Int
+    public var distribution: ((SeqID, Int, Int) -> TokenDistribution?)?
+    public private(set) var kv: [SeqID: [Token]] = [:]
+    public private(set) var passes: [[PassEntry]] = []
+    public let contextLength: Int
     /// Simulated time: each pass advances `clock` by `passCost(tokens in the pass)`.
-    var clock: SimulatedClock?
-    var passCost: (Int) -> Double = { _ in 0 }
+    public var clock: SimulatedClock?
+    public var passCost: (Int) -> Double = { _ in 0 }
+    /// Thrown by the next pass, once (an engine failure).
+    public var failNextPass: Error?
 
-    init(words: WordText, promptLength: Int, contextLength: Int = 4096, script: @escaping (SeqID) -> [[Token]]) {
+    public init(words: WordText, promptLength: Int, contextLength: Int = 4096, script: @escaping (SeqID) -> [[Token]]) {
         self.words = words
         self.promptLength = promptLength
         self.contextLength = contextLength
         self.script = script
     }
 
-    func decode(_ entries: [PassEntry]) throws -> [TokenDistribution?] {
+    public func decode(_ entries: [PassEntry]) throws -> [TokenDistribution?] {
+        if let failure = failNextPass {
+            failNextPass = nil
+            throw failure
+        }
         passes.append(entries)
         clock?.now += passCost(entries.count)
         var out: [TokenDistribution?] = []
@@ -81,7 +87,7 @@ final class ScriptedEngine: ModelEngine {
         return .certain(s[step][offset])
     }
 
-    func copy(_ source: SeqID, to destination: SeqID, positions: Range<Int32>) {
+    public func copy(_ source: SeqID, to destination: SeqID, positions: Range<Int32>) {
         let src = kv[source] ?? []
         var dst = kv[destination] ?? []
         precondition(dst.count == Int(positions.lowerBound), "copy into seq \(destination) leaves a gap")
@@ -89,26 +95,27 @@ final class ScriptedEngine: ModelEngine {
         kv[destination] = dst
     }
 
-    func remove(_ sequence: SeqID, from position: Int32) {
+    public func remove(_ sequence: SeqID, from position: Int32) {
         guard var cells = kv[sequence] else { return }
         if cells.count > Int(position) { cells.removeLast(cells.count - Int(position)) }
         kv[sequence] = cells.isEmpty ? nil : cells
     }
 
-    var liveSequences: [SeqID] { kv.keys.sorted() }
+    public var liveSequences: [SeqID] { kv.keys.sorted() }
 }
 
 /// A semantic verifier with a fixed answer that counts what it was asked.
-final class FixedVerifier: StepVerifier {
-    let name = "fixed"
-    let answer: (StepPair) -> Bool
-    private(set) var asked: [StepPair] = []
-    init(_ answer: @escaping (StepPair) -> Bool) { self.answer = answer }
-    func verify(_ pairs: [StepPair]) -> [Bool] { asked += pairs; return pairs.map(answer) }
+public final class FixedVerifier: StepVerifier {
+    public let name = "fixed"
+    public let answer: (StepPair) -> Bool
+    public private(set) var asked: [StepPair] = []
+    public init(_ answer: @escaping (StepPair) -> Bool) { self.answer = answer }
+    public func verify(_ pairs: [StepPair]) -> [Bool] { asked += pairs; return pairs.map(answer) }
 }
 
 /// The clock a scripted run's tick runner reads: it moves only when a scripted model decodes, so
 /// cost-driven choices are tested deterministically.
-final class SimulatedClock {
-    var now = 0.0
+public final class SimulatedClock {
+    public var now = 0.0
+    public init() {}
 }

@@ -1,17 +1,19 @@
 import ArgumentParser
 import DaemonConfig
-import Dispatch
 import Llama
+import Logging
 import Lookahead
 import LookaheadDaemon
 import LookaheadProtocol
 import StepBatcher
+import ServiceLifecycle
 import SystemdSupport
 #if canImport(Glibc)
 import Glibc
 #endif
 
-struct LookaheadD: ParsableCommand {
+@main
+struct LookaheadD: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lookaheadd",
         abstract: "Serve Lookahead Reasoning over a Unix socket: draft and target models stay loaded, one batcher packs every session's steps.",
@@ -25,8 +27,10 @@ struct LookaheadD: ParsableCommand {
     @Option(help: "Configuration file (see etc/lookaheadd.conf).") var config: String?
     @Option(help: "Socket path (overrides the config's `socket`).") var socket: String?
     @Option(name: .customLong("state-dir"), help: "State directory (overrides the config's `state_dir`).") var stateDir: String?
+    @Option(name: .customLong("log-level"), help: "debug | info | notice | warning | error (overrides the config's `log_level`).")
+    var logLevel: DaemonConfiguration.LogLevel?
 
-    func run() throws {
+    func run() async throws {
         ThreadWaitPolicy.ensureInEnvironment()
         var settings: DaemonConfiguration
         do {
@@ -38,40 +42,54 @@ struct LookaheadD: ParsableCommand {
         }
         if let socket { settings.socket = socket }
         if let stateDir { settings.stateDirectory = stateDir }
-        let log = Journal(minimumLevel: Journal.Level(settings.logLevel))
+        if let logLevel { settings.logLevel = logLevel }
+        let journal = Journal(minimumLevel: .debug)
+        let level = Logger.Level(settings.logLevel)
+        LoggingSystem.bootstrap { JournalLogHandler(label: $0, journal: journal, logLevel: level) }
+        let log = Logger(label: "lookaheadd")
+        let services: [any Service]
         do {
-            try serve(settings, log: log)
-        } catch let e as ExitCode {
-            throw e
+            services = try start(settings, log: log)
         } catch {
             log.error("cannot start: \(error)")
             Notifier.status("failed: \(error)")
             throw ExitCode(1)
         }
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
+        try await group.run()
+        log.info("stopped")
     }
 
-    func serve(_ settings: DaemonConfiguration, log: Journal) throws {
+    /// Loads the models and binds the socket: everything that can fail at start fails here, before
+    /// systemd hears READY=1.
+    func start(_ settings: DaemonConfiguration, log: Logger) throws -> [any Service] {
         Notifier.status("loading models")
         let engineConfig = settings.engineConfig()
-        log.info("loading models", ["TARGET": engineConfig.targetPath, "DRAFT": engineConfig.draftPath,
-                                    "VERIFIER": engineConfig.verifier])
+        log.info("loading models", metadata: ["target": "\(engineConfig.targetPath)", "draft": "\(engineConfig.draftPath)",
+                                              "verifier": "\(engineConfig.verifier)"])
         let t0 = monotonicSeconds()
         let engines = try Engines(config: engineConfig, loadDraft: true)
-        log.info("models loaded", ["SECONDS": String(format1(monotonicSeconds() - t0))])
+        log.info("models loaded", metadata: ["seconds": "\(format1(monotonicSeconds() - t0))"])
 
-        let batcher = Batcher(engines: engines, limits: BatcherLimits(
-            maxSessions: settings.maxSessions, maxBatchSessions: settings.maxBatchSessions))
+        var heartbeat = Heartbeat()
         if let interval = Notifier.watchdogInterval {
-            batcher.heartbeatInterval = Double(interval.components.seconds) + Double(interval.components.attoseconds) * 1e-18
-            batcher.heartbeat = { Notifier.watchdog() }
+            heartbeat = Heartbeat(interval: Double(interval.components.seconds) + Double(interval.components.attoseconds) * 1e-18,
+                                  beat: { Notifier.watchdog() })
         }
+        // A long prefill still lets the watchdog hear the engine between chunks.
+        engines.target.afterChunk = heartbeat.beat
+        engines.draft?.afterChunk = heartbeat.beat
+        let batcher = Batcher(scheduler: engines.makeScheduler(limits: settings.limits), heartbeat: heartbeat)
+        let targetModel = engines.targetModel
+        let asks = AskPreparer(defaults: settings.sessionDefaults(), maxTokensLimit: settings.maxTokensLimit,
+                               maxPromptTokens: settings.maxPromptTokens, defaultVerifier: engineConfig.verifier.kind,
+                               capacity: batcher.capacity) { try Engines.promptTokens($0, model: targetModel) }
         let environment = processEnvironment()
         let jobs = JobRunner(
             directory: StateDirectory.resolve(configured: settings.stateDirectory, environment: environment),
-            batcher: batcher, config: settings, clock: try JobClock(environment: environment), log: log)
-        let service = Service(config: settings, engines: engines, batcher: batcher, jobs: jobs)
-        batcher.start()
-        service.startJobs()
+            batcher: batcher, asks: asks, config: settings, clock: try JobClock(environment: environment))
+        let methods = Methods(config: settings, models: Methods.describe(engines), batcher: batcher, jobs: jobs, asks: asks)
 
         let listener: Listener
         let activated = try SocketActivation.listenFileDescriptors()
@@ -81,38 +99,9 @@ struct LookaheadD: ParsableCommand {
             let path = settings.socket.isEmpty ? SocketPath.daemonDefault(environment: environment) : settings.socket
             listener = .path(path, mode: settings.socketMode)
         }
-        let server = try Server(service: service, listener: listener, maxFrameBytes: settings.maxFrameBytes)
-        log.info("listening", ["SOCKET": server.description])
-        Notifier.ready()
-
-        let stop = DispatchSemaphore(value: 0)
-        var sources: [DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { stop.signal() }
-            source.resume()
-            sources.append(source)
-        }
-        let statusTimer = DispatchSource.makeTimerSource(queue: .global())
-        statusTimer.schedule(deadline: .now() + 5, repeating: 5)
-        statusTimer.setEventHandler {
-            let s = batcher.status
-            Notifier.status("\(s.activeSessions) active, \(s.queuedInteractive + s.queuedBatch) queued, \(s.generatedTokens) tokens generated")
-        }
-        statusTimer.resume()
-
-        stop.wait()
-        statusTimer.cancel()
-        Notifier.stopping()
-        log.notice("stopping", ["GRACE_SECONDS": String(format1(settings.shutdownGraceSeconds))])
-        server.stopAccepting()
-        jobs.stopFeeding()
-        batcher.shutdown(grace: settings.shutdownGraceSeconds)
-        jobs.close()
-        server.shutdown()
-        log.info("stopped")
-        _ = sources
+        let server = try Server(service: methods, listener: listener, maxFrameBytes: settings.maxFrameBytes)
+        log.info("listening", metadata: ["socket": "\(server.description)"])
+        return DaemonLifecycle.services(server: server, batcher: batcher, jobs: jobs, grace: settings.shutdownGraceSeconds)
     }
 }
 
@@ -129,7 +118,7 @@ func processEnvironment() -> [String: String] {
 
 func format1(_ x: Double) -> String { String(Double(Int(x * 10)) / 10) }
 
-extension Journal.Level {
+extension Logger.Level {
     init(_ level: DaemonConfiguration.LogLevel) {
         switch level {
         case .debug: self = .debug
@@ -141,4 +130,4 @@ extension Journal.Level {
     }
 }
 
-LookaheadD.main()
+extension DaemonConfiguration.LogLevel: ExpressibleByArgument {}

@@ -1,3 +1,4 @@
+import LookaheadProtocol
 import NIOCore
 
 /// Inbound bytes → one JSON object per frame, for `ByteToMessageHandler`. The declared length is

@@ -1,0 +1,116 @@
+import Llama
+import Lookahead
+import LookaheadProtocol
+import StepBatcher
+
+/// An `ask` checked and tokenised: what the batcher is handed.
+public struct PreparedAsk: Sendable {
+    public var prompt: [Token]
+    public var config: SessionConfig
+    /// The chain that judges it: the one it named, else the daemon's.
+    public var verifier: VerifierKind
+}
+
+/// Turns `ask` params into a session's prompt and settings, checked field by field with errors
+/// that name the field: for an `ask` on a connection and for every line of a batch job alike.
+public struct AskPreparer: Sendable {
+    static let params: Set<String> = ["prompt", "mode", "gamma", "width", "verifier", "temperature", "top_p",
+                                      "top_k", "seed", "max_tokens", "adaptive"]
+
+    let defaults: SessionConfig
+    let maxTokensLimit: Int
+    let maxPromptTokens: Int
+    let defaultVerifier: VerifierKind
+    let capacity: Capacity
+    let tokenize: @Sendable (String) throws -> [Token]
+
+    public init(defaults: SessionConfig, maxTokensLimit: Int, maxPromptTokens: Int, defaultVerifier: VerifierKind,
+                capacity: Capacity, tokenize: @escaping @Sendable (String) throws -> [Token]) {
+        self.defaults = defaults
+        self.maxTokensLimit = maxTokensLimit
+        self.maxPromptTokens = maxPromptTokens
+        self.defaultVerifier = defaultVerifier
+        self.capacity = capacity
+        self.tokenize = tokenize
+    }
+
+    /// Prompt and settings, and the check that the batcher could ever admit them.
+    public func prepare(_ params: Params) throws(ProtocolError) -> PreparedAsk {
+        let config = try sessionConfig(params)
+        let prompt = try promptTokens(params)
+        do {
+            try capacity.check(promptTokens: prompt.count, config: config)
+        } catch {
+            throw ProtocolError(error: error, field: "prompt")
+        }
+        return PreparedAsk(prompt: prompt, config: config, verifier: config.verifier ?? defaultVerifier)
+    }
+
+    /// The session settings an `ask` asks for.
+    func sessionConfig(_ params: Params) throws(ProtocolError) -> SessionConfig {
+        try params.rejectUnknown(allowed: AskPreparer.params)
+        var c = defaults
+        if let mode: Mode = try params.optionalChoice("mode", as: Mode.self) { c.mode = mode }
+        func ranged(_ key: String, _ range: ClosedRange<Int>) throws(ProtocolError) -> Int? {
+            guard let v = try params.optionalInt(key) else { return nil }
+            guard range.contains(v) else {
+                throw ProtocolError(.invalidParams, "\(key) must be in \(range.lowerBound)...\(range.upperBound), got \(v)", field: key)
+            }
+            return v
+        }
+        if let g = try ranged("gamma", 0...16) { c.gamma = g }
+        if let w = try ranged("width", 1...2) { c.width = w }
+        if let m = try ranged("max_tokens", 1...maxTokensLimit) { c.maxTokens = m }
+        if let a = try params.optionalBool("adaptive") { c.adaptive = a }
+        if let v = try params.optionalString("verifier") {
+            // random:P sets α for synthetic benchmarks; it is never a request's choice.
+            guard let kind = VerifierKind(rawValue: v), kind != .random else {
+                throw ProtocolError(.invalidParams, "verifier must be exact, embedding or judge, got '\(v)'", field: "verifier")
+            }
+            guard capacity.verifiers.contains(kind) else {
+                let loaded = capacity.verifiers.map(\.rawValue).sorted().joined(separator: ", ")
+                throw ProtocolError(.invalidParams, "verifier '\(v)' is not loaded by this daemon (it has \(loaded))", field: "verifier")
+            }
+            c.verifier = kind
+        }
+        let temperature = try params.optionalDouble("temperature") ?? 0
+        guard temperature >= 0, temperature <= 10 else {
+            throw ProtocolError(.invalidParams, "temperature must be in 0...10, got \(temperature)", field: "temperature")
+        }
+        let topP = try params.optionalDouble("top_p") ?? 0.95
+        guard topP > 0, topP <= 1 else { throw ProtocolError(.invalidParams, "top_p must be in (0, 1], got \(topP)", field: "top_p") }
+        let topK = try ranged("top_k", 1...1000) ?? 20
+        let seed = try ranged("seed", 0...Int.max) ?? 0
+        c.sampling = temperature > 0
+            ? SamplingParams(temperature: Float(temperature), topK: topK, topP: Float(topP), seed: UInt64(seed))
+            : .greedy
+        return c
+    }
+
+    func promptTokens(_ params: Params) throws(ProtocolError) -> [Token] {
+        let prompt = try params.string("prompt")
+        guard !prompt.trimmingWhitespace.isEmpty else {
+            throw ProtocolError(.invalidParams, "prompt must not be empty", field: "prompt")
+        }
+        let tokens: [Token]
+        do { tokens = try tokenize(prompt) } catch {
+            throw ProtocolError(.invalidParams, "prompt could not be tokenised: \(error)", field: "prompt")
+        }
+        guard tokens.count <= maxPromptTokens else {
+            throw ProtocolError(.tooLarge, "prompt is \(tokens.count) tokens; the limit is \(maxPromptTokens)", field: "prompt")
+        }
+        return tokens
+    }
+}
+
+extension ProtocolError {
+    init(error: BatcherError, field: String?) {
+        switch error {
+        case .cancelled: self.init(.cancelled, "cancelled")
+        case .shuttingDown: self.init(.busy, "the daemon is shutting down")
+        case .tooLarge(let m): self.init(.tooLarge, m, field: field)
+        case .unavailable(let m): self.init(.invalidParams, m)
+        case .engine(let m): self.init(.internal, "engine failure: \(m)")
+        }
+    }
+}
