@@ -66,7 +66,7 @@ let package = Package(
             name: "DaemonTests",
             dependencies: ["DaemonHarness", "LookaheadProtocol", "Lookahead", "StepBatcher", "Llama", "lookaheadd"]
         ),
-        .testTarget(name: "SystemdSupportTests", dependencies: ["SystemdSupport"]),
+        .testTarget(name: "SystemdSupportTests", dependencies: ["SystemdSupport", .product(name: "Logging", package: "swift-log")]),
         // Scripted models that check KV bookkeeping cell by cell: the algorithm's and the batcher's unit tests.
         .target(name: "ScriptedEngines", dependencies: ["Lookahead", "Llama"], path: "Tests/ScriptedEngines"),
         .testTarget(name: "LookaheadTests", dependencies: ["Lookahead", "StepBatcher", "Llama", "ScriptedEngines"]),

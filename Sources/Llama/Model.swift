@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// A loaded GGUF model: weights plus vocabulary. Immutable once loaded, so several contexts
-/// (a generator and a judge, say) can share it.
+/// (a generator and a judge, say) can share it — and any thread may read it, hence unchecked.
 public final class Model: @unchecked Sendable {
     let pointer: OpaquePointer
     public let path: String

@@ -3,6 +3,7 @@ import CLlama
 public typealias Token = Int32
 
 /// Tokenizer and special tokens of a model. The vocabulary is owned by its `Model`.
+/// Unchecked: llama.cpp never changes a vocabulary after loading, so reading it from any thread is safe.
 public struct Vocab: @unchecked Sendable {
     let pointer: OpaquePointer
 

@@ -13,13 +13,11 @@ public struct StepPair: Sendable, Equatable {
 /// Decides whether draft steps say the same as the target's. Batched: one call per verify pass,
 /// all sessions' pairs together.
 public protocol StepVerifier: AnyObject {
-    var name: String { get }
     func verify(_ pairs: [StepPair]) throws -> [Bool]
 }
 
 /// Whitespace- and case-insensitive equality: the cheap test tried before any model.
 public final class ExactVerifier: StepVerifier {
-    public let name = "exact"
     public init() {}
     public func verify(_ pairs: [StepPair]) -> [Bool] { pairs.map { ExactVerifier.same($0.target, $0.draft) } }
 
@@ -66,7 +64,6 @@ public enum NumericGuard {
 
 /// Cosine similarity of MiniLM sentence embeddings (llama.cpp embeddings, one batch per pass).
 public final class EmbeddingVerifier: StepVerifier {
-    public let name = "embedding"
     public let threshold: Float
     private let context: Context
     public private(set) var lastSimilarities: [Float] = []
@@ -96,7 +93,6 @@ public final class EmbeddingVerifier: StepVerifier {
 /// tokens decide. The judge may be its own GGUF or reuse the draft or target weights (a separate
 /// context over the same `Model`).
 public final class JudgeVerifier: StepVerifier {
-    public let name = "judge"
     private let context: Context
     private let yes: Token
     private let no: Token
@@ -184,7 +180,6 @@ extension String {
 /// stream, whatever the texts say. Benchmarks on synthetic (random-weight) models use it to set α,
 /// so the measured speed-up can be read against the model's curve at a known acceptance.
 public final class RandomVerifier: StepVerifier {
-    public let name = "random"
     public let acceptance: Double
     private var generator: SeededGenerator
 
@@ -226,8 +221,6 @@ public final class VerifierChain {
         self.semantic = semantic
         self.numericGuard = numericGuard
     }
-
-    public var name: String { semantic.map { "exact+\(numericGuard ? "guard+" : "")\($0.name)" } ?? "exact" }
 
     /// Verdicts with the stage that decided each, so sessions can count their own.
     public func judge(_ pairs: [StepPair]) throws -> [StepVerdict] {

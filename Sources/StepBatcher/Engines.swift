@@ -53,7 +53,6 @@ public final class Engines {
     public let draft: LlamaEngine?
     /// Verifier chains: always `exact`, plus the configured one.
     public let verifiers: [VerifierKind: VerifierChain]
-    public var verifier: VerifierChain { verifiers[config.verifier.kind]! }
     public let embedModel: Model?
 
     public init(config: EngineConfig, loadDraft: Bool = true) throws {

@@ -67,31 +67,6 @@ public final class Journal: Sendable {
         }
     }
 
-    public func debug(_ message: String, _ fields: [String: String] = [:],
-                      file: String = #fileID, function: String = #function, line: Int = #line) {
-        log(.debug, message, fields, file: file, function: function, line: line)
-    }
-
-    public func info(_ message: String, _ fields: [String: String] = [:],
-                     file: String = #fileID, function: String = #function, line: Int = #line) {
-        log(.info, message, fields, file: file, function: function, line: line)
-    }
-
-    public func notice(_ message: String, _ fields: [String: String] = [:],
-                       file: String = #fileID, function: String = #function, line: Int = #line) {
-        log(.notice, message, fields, file: file, function: function, line: line)
-    }
-
-    public func warning(_ message: String, _ fields: [String: String] = [:],
-                        file: String = #fileID, function: String = #function, line: Int = #line) {
-        log(.warning, message, fields, file: file, function: function, line: line)
-    }
-
-    public func error(_ message: String, _ fields: [String: String] = [:],
-                      file: String = #fileID, function: String = #function, line: Int = #line) {
-        log(.error, message, fields, file: file, function: function, line: line)
-    }
-
     // MARK: journal entries
 
     /// The entry's fields in journald's `KEY=value` form; `fields` are already normalised.

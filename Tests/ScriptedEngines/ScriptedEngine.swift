@@ -106,7 +106,6 @@ public final class ScriptedEngine: ModelEngine {
 
 /// A semantic verifier with a fixed answer that counts what it was asked.
 public final class FixedVerifier: StepVerifier {
-    public let name = "fixed"
     public let answer: (StepPair) -> Bool
     public private(set) var asked: [StepPair] = []
     public init(_ answer: @escaping (StepPair) -> Bool) { self.answer = answer }

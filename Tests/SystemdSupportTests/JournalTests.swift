@@ -1,3 +1,4 @@
+import Logging
 import Testing
 @testable import SystemdSupport
 #if canImport(Glibc)
@@ -46,15 +47,32 @@ import Glibc
     @Test func levelsBelowTheMinimumAreDropped() throws {
         let pipe = try makePipe()
         let journal = Journal(minimumLevel: .info, destination: .lines(fd: pipe.write))
-        journal.debug("hidden")
-        journal.info("i")
-        journal.notice("n")
-        journal.warning("w", ["key": "v"])
-        journal.error("e")
+        journal.log(.debug, "hidden")
+        journal.log(.info, "i")
+        journal.log(.notice, "n")
+        journal.log(.warning, "w", ["key": "v"])
+        journal.log(.error, "e")
         close(pipe.write)
         let levels = readToEnd(pipe.read).split(separator: "\n").map { $0.split(separator: " ").dropFirst().joined(separator: " ") }
         close(pipe.read)
         #expect(levels == ["info i", "notice n", "warning w KEY=v", "error e"])
+    }
+
+    /// swift-log's loggers, in every module, write through the journal: metadata (the logger's and
+    /// the entry's) become fields, the label the LOGGER field, and the handler's level filters.
+    @Test func loggersWriteThroughTheJournalWithTheirMetadataAsFields() throws {
+        let pipe = try makePipe()
+        let journal = Journal(minimumLevel: .debug, destination: .lines(fd: pipe.write))
+        var logger = Logger(label: "lookaheadd.test") { JournalLogHandler(label: $0, journal: journal, logLevel: .info) }
+        logger[metadataKey: "session"] = "7"
+        logger.debug("hidden")
+        logger.info("admitted", metadata: ["sequences": "5"])
+        logger.critical("engine failure")
+        close(pipe.write)
+        let lines = readToEnd(pipe.read).split(separator: "\n").map { $0.split(separator: " ").dropFirst().joined(separator: " ") }
+        close(pipe.read)
+        #expect(lines == ["info admitted LOGGER=lookaheadd.test SEQUENCES=5 SESSION=7",
+                          "error engine failure LOGGER=lookaheadd.test SESSION=7"])
     }
 
     // JOURNAL_STREAM is process-wide and fd 2 is redirected: both need a process of their own.
@@ -65,7 +83,7 @@ import Glibc
             let stderr = dup(2)
             dup2(pipe.write, 2)
             close(pipe.write)
-            Journal().info("model loaded", ["PATH": "/m/q.gguf", "SECONDS": "3.2"])
+            Journal().log(.info, "model loaded", ["PATH": "/m/q.gguf", "SECONDS": "3.2"])
             dup2(stderr, 2)
             let text = readToEnd(pipe.read)
             #expect(text.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info model loaded PATH=\/m\/q\.gguf SECONDS=3\.2\n/) != nil,
