@@ -3,6 +3,7 @@ import Foundation
 import Llama
 import Lookahead
 import StepBatcher
+import TestSupport
 
 enum RealModels {
     static var directory: String { EngineConfig.defaultModelDirectory }
@@ -35,24 +36,6 @@ enum RealModels {
     }
 }
 
-/// GSM8K problems from the shared data set, with the reference's prompt suffix.
-enum GSM8K {
-    struct Problem { var question: String; var answer: String }
-    static let problems: [Problem] = {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let file = root.deletingLastPathComponent().appendingPathComponent("shared/data/gsm8k/test.jsonl")
-        let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").prefix(40).compactMap { line in
-            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String],
-                  let q = o["question"], let a = o["answer"] else { return nil }
-            return Problem(question: q, answer: String(a.split(separator: "#").last ?? "").trimmingWhitespace)
-        }
-    }()
-    static func prompt(_ p: Problem) -> String {
-        p.question + "\nPlease reason step by step, and put your final answer within \\boxed{}."
-    }
-}
-
 @Suite("Lookahead on real models", .serialized)
 struct RealModelTests {
     /// Speculation always on unless `adaptive`: these tests exercise the algorithm's paths, which
@@ -74,11 +57,11 @@ struct RealModelTests {
     /// less than that noise (`tie`); the algorithm's exactness is checked bit for bit by the
     /// scripted-engine tests.
     @Test func everyModeMatchesTargetOnlyOnGSM8K() throws {
-        try #require(GSM8K.problems.count >= 5, "GSM8K data missing (../shared/data/gsm8k/test.jsonl)")
+        let problems = try GSM8K.problems(5)
         let engines = RealModels.exact
         let tie: Float = 0.6
         var accepted = 0, identical = 0, runs = 0
-        for problem in GSM8K.problems.prefix(5) {
+        for problem in problems {
             let prompt = try engines.promptTokens(GSM8K.prompt(problem))
             let ar = try engines.generate(prompt: prompt, config: config(.ar, maxTokens: 80))
             for (mode, adaptive) in [(Mode.sd, false), (.lookahead, false), (.lookaheadSD, false), (.lookaheadSD, true)] {
@@ -100,9 +83,10 @@ struct RealModelTests {
     }
 
     @Test func embeddingVerifierOnGSM8K() throws {
+        let problems = try GSM8K.problems(5)
         let engines = RealModels.embedding
         var accepted = 0, verified = 0
-        for (i, problem) in GSM8K.problems.prefix(5).enumerated() {
+        for (i, problem) in problems.enumerated() {
             let g = try engines.generate(GSM8K.prompt(problem), config: config(.lookaheadSD, maxTokens: 160))
             #expect(!g.text.isEmpty)
             #expect(g.tokens.count <= 160)

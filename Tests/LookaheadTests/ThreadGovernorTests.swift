@@ -1,6 +1,7 @@
 import Foundation
 import Lookahead
 import StepBatcher
+import TestSupport
 import Testing
 
 /// The thread governor's choices from CPU counters (scripted samples), the counters as read from
@@ -71,22 +72,17 @@ struct ThreadGovernorTests {
     /// thread while it decodes.
     @Test func theEngineDropsAThreadBesideABusyProcess() throws {
         let engines = RealModels.exact
-        let spinners = try (1..<max(2, engines.threadGovernor.cores)).map { _ in
-            let busy = Process()
-            busy.executableURL = URL(fileURLWithPath: "/bin/sh")
-            busy.arguments = ["-c", "while :; do :; done"]
-            try busy.run()
-            return busy
-        }
-        // The shell only looks at SIGTERM between commands, and this loop runs none.
-        defer { for busy in spinners { kill(busy.processIdentifier, SIGKILL); busy.waitUntilExit() } }
+        let prompt = try GSM8K.prompt(GSM8K.problem(0))
+        // Helpers die with this process, even if it crashes before `stop` (see TestSupport.launch).
+        let spinners = try (1..<max(2, engines.threadGovernor.cores)).map { _ in try BusyProcess() }
+        defer { spinners.forEach { $0.stop() } }
         var config = SessionConfig(mode: .ar)
         config.maxTokens = 24
         let changes = engines.threadGovernor.changes
         let start = monotonicSeconds()
         // Long enough for two looks of the governor (and a few for a fully contended machine).
         while monotonicSeconds() - start < 3 * ThreadGovernor.interval, engines.threadGovernor.threads > 1 {
-            _ = try engines.generate(GSM8K.prompt(GSM8K.problems[0]), config: config)
+            _ = try engines.generate(prompt, config: config)
         }
         #expect(engines.threadGovernor.threads == 1, "governor: \(engines.threadGovernor)")
         #expect(engines.threadGovernor.changes > changes || changes > 0)
