@@ -7,12 +7,20 @@ import TestSupport
 
 enum RealModels {
     static var directory: String { EngineConfig.defaultModelDirectory }
-    static func path(_ name: String) -> String { directory + "/\(name).gguf" }
+    /// The cached model `name`; throws, naming the file, when `make models` has not fetched it.
+    static func path(_ name: String) throws -> String {
+        let path = directory + "/\(name).gguf"
+        try requireModel(path)
+        return path
+    }
     static let threads = 2
 
-    /// One set of engines for the whole run: default pair, exact verifier (lossless checks).
-    nonisolated(unsafe) static let exact: Engines = try! engines(verifier: "exact")
-    nonisolated(unsafe) static let embedding: Engines = try! engines(verifier: "embedding")
+    /// One set of engines for the whole run: default pair, exact verifier (lossless checks). Loaded
+    /// on first use; a failure (a missing model) fails every test that uses them, and only those.
+    static var exact: Engines { get throws { try loadedExact.get() } }
+    static var embedding: Engines { get throws { try loadedEmbedding.get() } }
+    nonisolated(unsafe) private static let loadedExact = Result { try engines(verifier: "exact") }
+    nonisolated(unsafe) private static let loadedEmbedding = Result { try engines(verifier: "embedding") }
 
     /// How much the target prefers `chosen` over `other` after `prefix`, decoded alone.
     static func margin(_ model: Model, prefix: some Collection<Token>, chosen: Token, over other: Token) throws -> Float {
@@ -26,7 +34,9 @@ enum RealModels {
 
     static func engines(verifier: String, target: String = "target", loadDraft: Bool = true) throws -> Engines {
         var c = EngineConfig(modelDirectory: directory)
-        c.targetPath = path(target)
+        c.targetPath = try path(target)
+        if loadDraft { c.draftPath = try path("draft") }
+        if verifier == "embedding" { c.embedPath = try path("embed") }
         c.verifier = verifier
         c.threads = threads
         c.sequences = 16
@@ -58,7 +68,7 @@ struct RealModelTests {
     /// scripted-engine tests.
     @Test func everyModeMatchesTargetOnlyOnGSM8K() throws {
         let problems = try GSM8K.problems(5)
-        let engines = RealModels.exact
+        let engines = try RealModels.exact
         let tie: Float = 0.6
         var accepted = 0, identical = 0, runs = 0
         for problem in problems {
@@ -84,7 +94,7 @@ struct RealModelTests {
 
     @Test func embeddingVerifierOnGSM8K() throws {
         let problems = try GSM8K.problems(5)
-        let engines = RealModels.embedding
+        let engines = try RealModels.embedding
         var accepted = 0, verified = 0
         for (i, problem) in problems.enumerated() {
             let g = try engines.generate(GSM8K.prompt(problem), config: config(.lookaheadSD, maxTokens: 160))

@@ -71,7 +71,7 @@ struct ThreadGovernorTests {
     /// On the real target: with processes spinning on all cores but one, the engine drops to one
     /// thread while it decodes.
     @Test func theEngineDropsAThreadBesideABusyProcess() throws {
-        let engines = RealModels.exact
+        let engines = try RealModels.exact
         let prompt = try GSM8K.prompt(GSM8K.problem(0))
         // Helpers die with this process, even if it crashes before `stop` (see TestSupport.launch).
         let spinners = try (1..<max(2, engines.threadGovernor.cores)).map { _ in try BusyProcess() }
