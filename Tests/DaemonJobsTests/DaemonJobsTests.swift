@@ -117,38 +117,52 @@ struct DaemonJobsTests {
         #expect(daemon.stop() == 0)
     }
 
-    /// While a batch drains, an `ask` is admitted at the next tick: its first frame arrives
-    /// before the batch's next line starts (`started_at` in the line's result).
+    /// With every session slot held by batch lines, an `ask` can start only by overtaking the
+    /// batch: it takes the first slot a line frees, and the batch's next line waits for the one
+    /// after (`started_at` in the line's result). The lines differ in length so that slots free
+    /// one at a time: c1 runs throughout, c2, c3, c4 one after another beside it.
     @Test func askOvertakesTheBatch() throws {
         let sandbox = try Sandbox(base: jobsConfig)
-        let daemon = try sandbox.start(config: "max_sessions = 2\nmax_batch_sessions = 1\n")
-        // Lines that cannot stop early: each runs for several seconds.
-        let counting = (1...3).map { i -> String in
-            let line: JSONValue = ["custom_id": .string("c\(i)"), "prompt": "Count from 1 to 200, separated by commas.",
-                                   "mode": "ar", "max_tokens": 48]
+        let daemon = try sandbox.start(config: "max_sessions = 2\nmax_batch_sessions = 2\n")
+        // Lines that cannot stop early: they run to max_tokens.
+        let counting = [("c1", 96), ("c2", 24), ("c3", 24), ("c4", 24)].map { id, tokens -> String in
+            let line: JSONValue = ["custom_id": .string(id), "prompt": "Count from 1 to 200, separated by commas.",
+                                   "mode": "ar", "max_tokens": JSONValue(tokens)]
             return "\(line)\n"
         }.joined()
         let id = try daemon.submit(counting)
+        // c2 is done and c3 has taken its slot: both slots are held, by c1 and c3.
         try daemon.wait(for: id) { $0.count("done") >= 1 }
-        // The second line has started by now.
-        Thread.sleep(forTimeInterval: 0.5)
-        #expect(try daemon.call("status")["jobs"]?["lines_in_progress"] == 1)
+        let full = try daemon.poll(timeout: 30) { $0["sessions"]?["active"] == 2 && $0["sessions"]?["batch"] == 2 }
+        if full == nil { throw TestFailure("the batch never held both slots: \(try daemon.call("status"))") }
 
+        let asker = try Client(path: sandbox.socket)
+        let askID = asker.makeID()
         let sent = unixNow()
-        var first: Double?
-        _ = try Client(path: sandbox.socket).call(
-            method: "ask", params: ["prompt": "What is 2 plus 2?", "mode": "ar", "max_tokens": 2]
-        ) { _ in first = first ?? unixNow() }
-        let answered = first ?? unixNow()
+        // An answer that cannot stop early either: it holds its slot for all of its 16 tokens.
+        try asker.send(Request(id: askID, method: "ask", params: ["prompt": "Count from 1 to 100, separated by commas.",
+                                                                  "mode": "ar", "max_tokens": 16]))
+        // No slot is free, so the ask is queued ...
+        let held = try daemon.poll(timeout: 2, every: 0.01) { $0["sessions"]?["queued"] == 1 && $0["sessions"]?["batch"] == 2 }
+        #expect(held != nil, "the ask was never queued: a slot was free")
+        // ... until c3 ends and the ask takes its slot: one batch session beside it.
+        let admitted = try daemon.poll(timeout: 60, every: 0.01) { $0["sessions"]?["active"] == 2 && $0["sessions"]?["batch"] == 1 }
+        var final: ServerMessage?
+        while final == nil { let m = try asker.next(); if m.isFinal, m.id == askID { final = m } }
+        guard case .result(let r) = final else { Issue.record("the ask failed: \(String(describing: final))"); return }
+        #expect(r.result["tokens"] == 16)
 
         #expect(try daemon.waitUntilFinished(id).state == "completed")
-        let starts = try daemon.results(id).compactMap { $0["result"]?["started_at"]?.doubleValue }
-        #expect(starts.count == 3)
-        let running = starts.filter { $0 < sent }.max() ?? 0
-        let next = try #require(starts.filter { $0 > sent }.min(), "no line started after the ask")
-        print(String(format: "priority: ask's first frame %.2f s after sending; the batch line running then started %.2f s before; the next one %.2f s after",
-                     answered - sent, sent - running, next - sent))
-        #expect(answered < next)
+        var starts: [String: Double] = [:]
+        for line in try daemon.results(id) {
+            if let name = line["custom_id"]?.stringValue, let at = line["result"]?["started_at"]?.doubleValue { starts[name] = at }
+        }
+        #expect(starts.count == 4)
+        let c3 = try #require(starts["c3"]), c4 = try #require(starts["c4"]), at = try #require(admitted, "the ask was never admitted")
+        print(String(format: "priority: ask sent %.2f s after c3 started, admitted %.2f s after sending; c4 started %.2f s after that",
+                     sent - c3, at - sent, c4 - at))
+        #expect(c3 < sent)
+        #expect(at < c4, "the batch's next line started before the waiting ask")
         #expect(daemon.stop() == 0)
     }
 

@@ -42,6 +42,16 @@ extension DaemonProcess {
         }
     }
 
+    /// Polls `status` until `condition` holds; the time it first did (client's clock), nil on timeout.
+    func poll(timeout: Double, every interval: Double = 0.05, until condition: (JSONObject) -> Bool) throws -> Double? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let status = try call("status").objectValue, condition(status) { return unixNow() }
+            Thread.sleep(forTimeInterval: interval)
+        }
+        return nil
+    }
+
     func waitUntilFinished(_ id: String) throws -> JSONObject {
         try wait(for: id) { ["completed", "failed", "cancelled", "expired"].contains($0["state"]?.stringValue ?? "") }
     }
