@@ -134,32 +134,37 @@ struct DaemonTests {
     @Test func cancelAndDisconnectFreeTheSession() throws {
         let prompt = try GSM8K.prompt(GSM8K.problem(0))
         let daemon = try startDaemon()
-        // Cancel by request: the ask ends with `cancelled`, the cancel with its result.
+        // Cancel by request: the cancel is answered with the id it cancelled, and the ask ends with `cancelled`.
         let client = try daemon.client()
         let id = client.makeID()
         try client.send(Request(id: id, method: "ask", params: ["prompt": .string(prompt), "max_tokens": 400]))
         var sawStep = false
-        var cancelled = false
-        while !cancelled {
-            switch try client.next() {
-            case .event(let e) where e.event == "step":
+        var cancelReply: JSONValue?
+        var askEnd: ServerMessage?
+        while cancelReply == nil || askEnd == nil {
+            let message = try client.next()
+            switch message {
+            case .event(let e) where e.event == "step" && e.id == id:
                 if !sawStep {
                     sawStep = true
                     try client.send(Request(id: "c", method: "cancel", params: ["id": id]))
                 }
             case .result(let r) where r.id == "c":
-                #expect(r.result["cancelled"] == id)
-            case .error(let e):
-                #expect(e.id == id)
-                #expect(e.error.code == .cancelled)
-                cancelled = true
-            case .result(let r):
-                Issue.record("unexpected result \(r)")
-                cancelled = true
+                cancelReply = r.result
+            case _ where message.isFinal && message.id == id:
+                askEnd = message
+            case _ where message.isFinal:
+                // The cancel itself failed: nothing more is coming for it.
+                Issue.record("unexpected reply \(message)")
+                cancelReply = .null
             default:
                 break
             }
+            if askEnd != nil, !sawStep { break }
         }
+        #expect(cancelReply?["cancelled"] == id, "cancel answered \(String(describing: cancelReply))")
+        guard case .error(let e) = askEnd else { Issue.record("the ask was not cancelled: \(String(describing: askEnd))"); return }
+        #expect(e.error.code == .cancelled)
         #expect(sawStep)
         try waitForIdle(daemon)
 
@@ -276,23 +281,53 @@ struct DaemonTests {
         #expect(missing.log.contains("/nonexistent/target.gguf"), "\(missing.log)")
     }
 
+    /// SIGTERM with an ask in flight: the daemon stops taking work (a new connection is refused, a
+    /// new ask on an open one is `busy`) and finishes the ask within the grace, then exits 0.
     @Test func sigtermFinishesInFlightWorkWithinTheGrace() throws {
         let prompt = try GSM8K.prompt(GSM8K.problem(3))
         // A wait policy given in the environment is the operator's: the daemon keeps it as it is.
-        let daemon = try startDaemon(config: "shutdown_grace_seconds = 30\n", environment: ["OMP_WAIT_POLICY": "passive"])
+        let daemon = try startDaemon(config: "shutdown_grace_seconds = 120\n", environment: ["OMP_WAIT_POLICY": "passive"])
         let environment = ((try? String(contentsOfFile: "/proc/\(daemon.process.processIdentifier)/environ", encoding: .utf8)) ?? "")
             .split(separator: "\0").map(String.init)
         #expect(environment.contains("OMP_WAIT_POLICY=passive"))
         #expect(environment.first { $0.hasPrefix("GOMP_SPINCOUNT=") }
                 == ProcessInfo.processInfo.environment["GOMP_SPINCOUNT"].map { "GOMP_SPINCOUNT=\($0)" })
         let client = try daemon.client()
+        let bystander = try daemon.client()
         let id = client.makeID()
-        try client.send(Request(id: id, method: "ask", params: ["prompt": .string(prompt), "max_tokens": 16, "mode": "ar"]))
-        guard case .event = try client.next() else { Issue.record("no first event"); return }
+        // Long enough to be still running when the signal lands, short enough for the grace on 2 cores.
+        let maxTokens = 96
+        try client.send(Request(id: id, method: "ask", params: ["prompt": .string(prompt), "max_tokens": JSONValue(maxTokens), "mode": "ar"]))
+        var started = false
+        for _ in 0..<600 where !started {
+            started = try bystander.call(method: "status")["sessions"]?["active"] == 1
+            if !started { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        try #require(started, "the ask never started")
         kill(daemon.process.processIdentifier, SIGTERM)
+
+        // The daemon says it is stopping, with the ask still running.
+        var stopping: JSONValue?
+        for _ in 0..<200 where stopping == nil {
+            let status = try bystander.call(method: "status")
+            if status["state"] == "stopping" { stopping = status } else { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        let status = try #require(stopping, "the daemon never reported stopping")
+        #expect(status["sessions"]?["active"] == 1, "the ask was not running when the daemon began stopping: \(status)")
+        // New work is refused: no new connection, and `busy` on one already open.
+        let connection = Result { try Client(path: daemon.socket) }
+        #expect((try? connection.get()) == nil, "a new connection was accepted after SIGTERM")
+        let late = Result { try bystander.call(method: "ask", params: ["prompt": "What is 2 plus 2?", "mode": "ar", "max_tokens": 2]) }
+        switch late {
+        case .failure(ClientError.rejected(let error)): #expect(error.code == .busy, "\(error)")
+        default: Issue.record("an ask after SIGTERM was not refused: \(late)")
+        }
+
         var final: ServerMessage?
         while final == nil { let m = try client.next(); if m.isFinal { final = m } }
-        if case .result(let r) = final { #expect(r.result["tokens"]?.intValue == 16) } else { Issue.record("in-flight ask lost: \(String(describing: final))") }
-        #expect(daemon.stop() == 0)
+        guard case .result(let r) = final else { Issue.record("in-flight ask lost: \(String(describing: final))"); return }
+        #expect(r.result["tokens"]?.intValue == Int64(maxTokens))
+        #expect(r.result["finish_reason"] == "length")
+        #expect(daemon.stop(timeout: 180) == 0)
     }
 }
