@@ -59,17 +59,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "LlamaTests", dependencies: ["Llama"]),
-        // The one harness that starts a real lookaheadd for the end-to-end suites.
-        .target(name: "DaemonHarness", dependencies: ["LookaheadProtocol"], path: "Tests/DaemonHarness"),
+        .testTarget(name: "LlamaTests", dependencies: ["Llama", "TestSupport"]),
+        // What the test suites share: temp directories, sockets, helper processes that die with the
+        // test process, the lookaheadctl runner, daemons in sandboxes, the vendored GSM8K problems.
+        .target(name: "TestSupport", dependencies: ["LookaheadProtocol"], path: "Tests/TestSupport"),
+        .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["DaemonHarness", "LookaheadProtocol", "Lookahead", "StepBatcher", "Llama", "lookaheadd"]
+            dependencies: ["TestSupport", "LookaheadProtocol", "Lookahead", "StepBatcher", "Llama", "lookaheadd"]
         ),
-        .testTarget(name: "SystemdSupportTests", dependencies: ["SystemdSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "SystemdSupportTests", dependencies: [
+            "SystemdSupport", "TestSupport", .product(name: "Logging", package: "swift-log"),
+        ]),
         // Scripted models that check KV bookkeeping cell by cell: the algorithm's and the batcher's unit tests.
         .target(name: "ScriptedEngines", dependencies: ["Lookahead", "Llama"], path: "Tests/ScriptedEngines"),
-        .testTarget(name: "LookaheadTests", dependencies: ["Lookahead", "StepBatcher", "Llama", "ScriptedEngines"]),
+        .testTarget(name: "LookaheadTests", dependencies: ["Lookahead", "StepBatcher", "Llama", "ScriptedEngines", "TestSupport"]),
         .testTarget(name: "StepBatcherTests", dependencies: ["StepBatcher", "Lookahead", "Llama", "ScriptedEngines"]),
         .testTarget(
             name: "LookaheadDaemonTests",
@@ -81,12 +85,12 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LookaheadBenchTests", dependencies: ["LookaheadBench", "Lookahead", "LookaheadProtocol"]),
-        .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "LookaheadProtocol"]),
+        .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "LookaheadProtocol", "TestSupport"]),
         // Batch jobs end to end: the built lookaheadd and lookaheadctl, on real models.
-        .testTarget(name: "DaemonJobsTests", dependencies: ["DaemonHarness", "LookaheadProtocol", "LookaheadDaemon", "lookaheadd", "lookaheadctl"]),
+        .testTarget(name: "DaemonJobsTests", dependencies: ["TestSupport", "LookaheadProtocol", "LookaheadDaemon", "lookaheadd", "lookaheadctl"]),
         .testTarget(name: "DaemonConfigTests", dependencies: ["DaemonConfig"]),
         // lookaheadctl: its tests run the built binary against a fake daemon.
-        .testTarget(name: "LookaheadClientTests", dependencies: ["LookaheadProtocol", "Lookahead", "lookaheadctl"]),
+        .testTarget(name: "LookaheadClientTests", dependencies: ["LookaheadProtocol", "Lookahead", "lookaheadctl", "TestSupport"]),
         .testTarget(name: "LookaheadProtocolTests", dependencies: ["LookaheadProtocol"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measures a running lookaheadd: `status` round trips under N concurrent clients (p50/p99) and the
-aggregate tokens/s of 1, 2, 4 concurrent `ask`s per mode. Usage: measure-daemon.py SOCKET [--quick]"""
-import json, socket, struct, sys, threading, time
+aggregate tokens/s of 1, 2, 4 concurrent `ask`s per mode. Usage: measure-daemon.py SOCKET [GSM8K.jsonl] [--quick] (default: the vendored Tests/Data/gsm8k/test.jsonl)"""
+import json, os, socket, struct, sys, threading, time
 
 def call(path, method, params=None, sock=None):
     s = sock or socket.socket(socket.AF_UNIX)
@@ -44,13 +44,16 @@ def throughput(path, prompts, mode, n, max_tokens):
     tokens = sum(o["result"]["tokens"] for o in out)
     return tokens / wall, wall, tokens
 
+# The GSM8K test split vendored in the checkout (MIT; licence beside it).
+VENDORED_GSM8K = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Data", "gsm8k", "test.jsonl")
+
 if __name__ == "__main__":
     path = sys.argv[1]
     quick = "--quick" in sys.argv
     p50, p99, n = status_latency(path)
     print(f"status round trip, 32 concurrent clients, {n} calls: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     qs = [json.loads(l)["question"] + "\nPlease reason step by step, and put your final answer within \\boxed{}."
-          for l in open(sys.argv[2] if len(sys.argv) > 2 and not sys.argv[2].startswith("--") else "../shared/data/gsm8k/test.jsonl")][:4]
+          for l in open(sys.argv[2] if len(sys.argv) > 2 and not sys.argv[2].startswith("--") else VENDORED_GSM8K)][:4]
     for mode in ["ar", "lookahead", "lookahead+sd"]:
         for n in [1, 2, 4]:
             tps, wall, tokens = throughput(path, qs, mode, n, 48 if quick else 128)

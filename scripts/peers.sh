@@ -13,7 +13,7 @@
 # built-in template (no system prompt), so every peer sees the tokens lookaheadd sees.
 . "$(dirname "$0")/common.sh"
 
-DATA="$(cd "$(dirname "$0")/.." && pwd)/../shared/data/gsm8k/test.jsonl"
+DATA="$(cd "$(dirname "$0")/.." && pwd)/Tests/Data/gsm8k/test.jsonl"  # vendored GSM8K test split (MIT)
 LIMIT=3 OFFSET=0 MAX_TOKENS=128 THREADS=2 DRAFT_MAX=3 RUN_TIMEOUT=600 OUT=peers.json
 PEERS=llama-cli,llama-speculative-simple,llama-server,llama-server-sd,lookaheadd
 LOOKAHEADCTL="${LOOKAHEADCTL:-$(dirname "$0")/../.build/release/lookaheadctl}"

@@ -16,8 +16,9 @@ struct Bench: ParsableCommand {
             See docs/benchmarks.md.
             """)
 
-    @Option(help: "JSONL with `question` and `answer` per line (GSM8K format).", completion: .file(extensions: ["jsonl"]))
-    var data: String
+    @Option(help: "JSONL with `question` and `answer` per line (GSM8K format). Default: the GSM8K test split vendored in the checkout, \(Bench.vendoredData).",
+            completion: .file(extensions: ["jsonl"]))
+    var data: String?
     @Option(help: "Problems to run.") var limit: Int = 20
     @Option(help: "Problems to skip first.") var offset: Int = 0
     @Option(help: "Comma-separated modes (\(Mode.allCases.map(\.rawValue).joined(separator: ", "))).")
@@ -64,6 +65,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         ThreadWaitPolicy.ensureInEnvironment()
         let configs = try sessionConfigs()
+        let data = try dataPath()
         let problems: [Problem]
         do { problems = try Problem.load(path: data, offset: offset, limit: limit) } catch { throw CLIError("\(data): \(error)") }
         guard !problems.isEmpty else { throw CLIError("\(data): no problems after offset \(offset)") }
@@ -100,7 +102,7 @@ struct Bench: ParsableCommand {
             }
         }
 
-        let report = BenchReport(settings: settings(configs), records: records, costs: engines.scheduler.costs)
+        let report = BenchReport(settings: settings(configs, data: data), records: records, costs: engines.scheduler.costs)
         FileHandle.standardOutput.write(report.table())
         if let jsonPath { try write("\(report.json())\n", to: jsonPath) }
         if let svgPath { try write(report.chart().svg(), to: svgPath) }
@@ -125,7 +127,22 @@ struct Bench: ParsableCommand {
         }
     }
 
-    private func settings(_ configs: [SessionConfig]) -> BenchSettings {
+    /// The GSM8K test split in the checkout (MIT; licence beside it).
+    static let vendoredData = "Tests/Data/gsm8k/test.jsonl"
+
+    /// `--data`, else the vendored problems: from the working directory (the checkout root), else
+    /// from the checkout this binary was built in (.build/<triple>/<configuration>/lookaheadctl).
+    private func dataPath() throws -> String {
+        if let data { return data }
+        let built = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(Bench.vendoredData).path
+        for candidate in [Bench.vendoredData, built] where FileManager.default.fileExists(atPath: candidate) { return candidate }
+        throw CLIError("no --data given, and the vendored GSM8K problems are not at \(Bench.vendoredData) "
+                       + "(nor \(built)): run from the checkout root or pass --data FILE")
+    }
+
+    private func settings(_ configs: [SessionConfig], data: String) -> BenchSettings {
         BenchSettings(data: data, offset: offset, modes: configs.map(\.mode), gamma: gamma,
                       verifier: configs.contains { $0.mode.usesDraft } ? verifier : "none", maxTokens: maxTokens,
                       stepTokens: stepTokens, fixedSteps: fixedSteps, threads: threads,

@@ -1,7 +1,7 @@
-import DaemonHarness
 import Foundation
 import LookaheadProtocol
 import Testing
+import TestSupport
 
 private let isRoot = getuid() == 0
 
@@ -11,27 +11,27 @@ private let isRoot = getuid() == 0
 @Suite("batch jobs", .serialized)
 struct DaemonJobsTests {
     @Test func sixLinesComeBackOnceEach() throws {
-        let sandbox = try Sandbox()
+        let sandbox = try Sandbox(base: jobsConfig)
         let daemon = try sandbox.start()
         let input = try sandbox.write("six.jsonl", questions(6, maxTokens: 8))
         let socket = ["--socket", sandbox.socket]
 
         let submitted = try lookaheadctl(["batch", "submit", "--now", "--json", input] + socket)
-        #expect(submitted.status == 0, "\(submitted.stderr)")
+        #expect(submitted.exitCode == 0, "\(submitted.stderr)")
         let job = try JSONCodec.decode(Array(submitted.stdout.utf8))
         let id = try #require(job["id"]?.stringValue)
         #expect(job["counts"]?["total"]?.intValue == 6)
         #expect(job["owner_uid"]?.intValue == Int64(getuid()))
 
         let watched = try lookaheadctl(["batch", "status", "--watch", "--interval", "0.2", "--json", id] + socket)
-        #expect(watched.status == 0, "\(watched.stderr)")
+        #expect(watched.exitCode == 0, "\(watched.stderr)")
         let last = try JSONCodec.decode(Array((watched.stdout.split(separator: "\n").last ?? "").utf8))
         #expect(last["state"] == "completed")
         #expect(last["counts"]?["done"] == 6 && last["counts"]?["failed"] == 0)
 
         let out = sandbox.path + "/out.jsonl"
         let fetched = try lookaheadctl(["batch", "results", id, "-o", out] + socket)
-        #expect(fetched.status == 0, "\(fetched.stderr)")
+        #expect(fetched.exitCode == 0, "\(fetched.stderr)")
         let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
             .map { try JSONCodec.decode(Array($0.utf8)) }
         #expect(lines.compactMap { $0["custom_id"]?.stringValue } == (1...6).map { "q\($0)" })
@@ -55,7 +55,7 @@ struct DaemonJobsTests {
     /// `kill -9` with lines in flight, at three points of one job: after each restart the job
     /// goes on, and in the end every line is answered exactly once.
     @Test func killNineLosesAndRepeatsNothing() throws {
-        let sandbox = try Sandbox()
+        let sandbox = try Sandbox(base: jobsConfig)
         let config = "max_batch_sessions = 2\n"
         var daemon = try sandbox.start(config: config)
         let total = 8
@@ -94,7 +94,7 @@ struct DaemonJobsTests {
     /// Outside the drain window a job waits (a `now` job does not); inside, it runs. The time
     /// of day comes from the daemon's test hook, and the job survives the restart in between.
     @Test func drainWindowHoldsJobsUntilItOpens() throws {
-        let sandbox = try Sandbox()
+        let sandbox = try Sandbox(base: jobsConfig)
         let config = "drain_window = 22:00-07:00\n"
         var daemon = try sandbox.start(config: config, environment: ["LOOKAHEAD_FAKE_TIME": "12:00"])
         let waiting = try daemon.submit(questions(2, maxTokens: 4), now: false)
@@ -117,38 +117,52 @@ struct DaemonJobsTests {
         #expect(daemon.stop() == 0)
     }
 
-    /// While a batch drains, an `ask` is admitted at the next tick: its first frame arrives
-    /// before the batch's next line starts (`started_at` in the line's result).
+    /// With every session slot held by batch lines, an `ask` can start only by overtaking the
+    /// batch: it takes the first slot a line frees, and the batch's next line waits for the one
+    /// after (`started_at` in the line's result). The lines differ in length so that slots free
+    /// one at a time: c1 runs throughout, c2, c3, c4 one after another beside it.
     @Test func askOvertakesTheBatch() throws {
-        let sandbox = try Sandbox()
-        let daemon = try sandbox.start(config: "max_sessions = 2\nmax_batch_sessions = 1\n")
-        // Lines that cannot stop early: each runs for several seconds.
-        let counting = (1...3).map { i -> String in
-            let line: JSONValue = ["custom_id": .string("c\(i)"), "prompt": "Count from 1 to 200, separated by commas.",
-                                   "mode": "ar", "max_tokens": 48]
+        let sandbox = try Sandbox(base: jobsConfig)
+        let daemon = try sandbox.start(config: "max_sessions = 2\nmax_batch_sessions = 2\n")
+        // Lines that cannot stop early: they run to max_tokens.
+        let counting = [("c1", 96), ("c2", 24), ("c3", 24), ("c4", 24)].map { id, tokens -> String in
+            let line: JSONValue = ["custom_id": .string(id), "prompt": "Count from 1 to 200, separated by commas.",
+                                   "mode": "ar", "max_tokens": JSONValue(tokens)]
             return "\(line)\n"
         }.joined()
         let id = try daemon.submit(counting)
+        // c2 is done and c3 has taken its slot: both slots are held, by c1 and c3.
         try daemon.wait(for: id) { $0.count("done") >= 1 }
-        // The second line has started by now.
-        Thread.sleep(forTimeInterval: 0.5)
-        #expect(try daemon.call("status")["jobs"]?["lines_in_progress"] == 1)
+        let full = try daemon.poll(timeout: 30) { $0["sessions"]?["active"] == 2 && $0["sessions"]?["batch"] == 2 }
+        if full == nil { throw TestFailure("the batch never held both slots: \(try daemon.call("status"))") }
 
+        let asker = try Client(path: sandbox.socket)
+        let askID = asker.makeID()
         let sent = unixNow()
-        var first: Double?
-        _ = try Client(path: sandbox.socket).call(
-            method: "ask", params: ["prompt": "What is 2 plus 2?", "mode": "ar", "max_tokens": 2]
-        ) { _ in first = first ?? unixNow() }
-        let answered = first ?? unixNow()
+        // An answer that cannot stop early either: it holds its slot for all of its 16 tokens.
+        try asker.send(Request(id: askID, method: "ask", params: ["prompt": "Count from 1 to 100, separated by commas.",
+                                                                  "mode": "ar", "max_tokens": 16]))
+        // No slot is free, so the ask is queued ...
+        let held = try daemon.poll(timeout: 2, every: 0.01) { $0["sessions"]?["queued"] == 1 && $0["sessions"]?["batch"] == 2 }
+        #expect(held != nil, "the ask was never queued: a slot was free")
+        // ... until c3 ends and the ask takes its slot: one batch session beside it.
+        let admitted = try daemon.poll(timeout: 60, every: 0.01) { $0["sessions"]?["active"] == 2 && $0["sessions"]?["batch"] == 1 }
+        var final: ServerMessage?
+        while final == nil { let m = try asker.next(); if m.isFinal, m.id == askID { final = m } }
+        guard case .result(let r) = final else { Issue.record("the ask failed: \(String(describing: final))"); return }
+        #expect(r.result["tokens"] == 16)
 
         #expect(try daemon.waitUntilFinished(id).state == "completed")
-        let starts = try daemon.results(id).compactMap { $0["result"]?["started_at"]?.doubleValue }
-        #expect(starts.count == 3)
-        let running = starts.filter { $0 < sent }.max() ?? 0
-        let next = try #require(starts.filter { $0 > sent }.min(), "no line started after the ask")
-        print(String(format: "priority: ask's first frame %.2f s after sending; the batch line running then started %.2f s before; the next one %.2f s after",
-                     answered - sent, sent - running, next - sent))
-        #expect(answered < next)
+        var starts: [String: Double] = [:]
+        for line in try daemon.results(id) {
+            if let name = line["custom_id"]?.stringValue, let at = line["result"]?["started_at"]?.doubleValue { starts[name] = at }
+        }
+        #expect(starts.count == 4)
+        let c3 = try #require(starts["c3"]), c4 = try #require(starts["c4"]), at = try #require(admitted, "the ask was never admitted")
+        print(String(format: "priority: ask sent %.2f s after c3 started, admitted %.2f s after sending; c4 started %.2f s after that",
+                     sent - c3, at - sent, c4 - at))
+        #expect(c3 < sent)
+        #expect(at < c4, "the batch's next line started before the waiting ask")
         #expect(daemon.stop() == 0)
     }
 
@@ -156,7 +170,7 @@ struct DaemonJobsTests {
     /// cancel them, and is told they do not exist; root can do all three.
     @Test(.enabled(if: isRoot && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "runs clients as other uids"))
     func otherUsersCannotTouchAJob() throws {
-        let sandbox = try Sandbox()
+        let sandbox = try Sandbox(base: jobsConfig)
         let tools = try ClientTools(in: sandbox)
         let daemon = try sandbox.start(config: "socket_mode = 0666\n")
         let owner: UInt32 = 65534, stranger: UInt32 = 65533
@@ -168,28 +182,28 @@ struct DaemonJobsTests {
         }
 
         let submitted = try ctl(["batch", "submit", "--now", "--json", input], as: owner)
-        #expect(submitted.status == 0, "\(submitted.stderr)")
+        #expect(submitted.exitCode == 0, "\(submitted.stderr)")
         let id = try #require(try JSONCodec.decode(Array(submitted.stdout.utf8))["id"]?.stringValue)
 
         let theirs = try ctl(["batch", "list", "--json"], as: stranger)
-        #expect(theirs.status == 0 && theirs.stdout == "{\"jobs\":[]}\n", "\(theirs)")
+        #expect(theirs.exitCode == 0 && theirs.stdout == "{\"jobs\":[]}\n", "\(theirs)")
         for command in [["status", id], ["results", id], ["cancel", id]] {
             let refused = try ctl(["batch"] + command, as: stranger)
-            #expect(refused.status == 4, "\(command): \(refused)")
+            #expect(refused.exitCode == 4, "\(command): \(refused)")
             #expect(refused.stderr.contains("not_found: no job \(id)"), "\(command): \(refused.stderr)")
         }
 
         let all = try ctl(["batch", "list", "--json"], as: nil)
         #expect(all.stdout.contains(id) && all.stdout.contains("\"owner_uid\":\(owner)"))
-        #expect(try ctl(["batch", "status", "--watch", "--interval", "0.2", id], as: owner).status == 0)
+        #expect(try ctl(["batch", "status", "--watch", "--interval", "0.2", id], as: owner).exitCode == 0)
         for uid in [owner, 0] {
             let read = try ctl(["batch", "results", id], as: uid)
-            #expect(read.status == 0 && read.stdout.split(separator: "\n").count == 2, "uid \(uid): \(read)")
+            #expect(read.exitCode == 0 && read.stdout.split(separator: "\n").count == 2, "uid \(uid): \(read)")
         }
 
         let second = try ctl(["batch", "submit", "--now", "--json", input], as: owner)
         let other = try #require(try JSONCodec.decode(Array(second.stdout.utf8))["id"]?.stringValue)
-        #expect(try ctl(["batch", "cancel", other], as: stranger).status == 4)
+        #expect(try ctl(["batch", "cancel", other], as: stranger).exitCode == 4)
         let cancelled = try ctl(["batch", "cancel", "--json", other], as: nil)
         #expect(try JSONCodec.decode(Array(cancelled.stdout.utf8))["state"] == "cancelled", "\(cancelled)")
         #expect(try daemon.waitUntilFinished(other).state == "cancelled")
@@ -198,13 +212,13 @@ struct DaemonJobsTests {
         let big = try sandbox.write("big.jsonl", String(repeating: " ", count: 5 << 20))
         chmod(big, 0o644)
         let foreign = try ctl(["batch", "submit", big], as: owner)
-        #expect(foreign.status == 4 && foreign.stderr.contains("belongs to uid 0, not to you (uid \(owner))"), "\(foreign)")
+        #expect(foreign.exitCode == 4 && foreign.stderr.contains("belongs to uid 0, not to you (uid \(owner))"), "\(foreign)")
         #expect(daemon.stop() == 0)
     }
 
     /// Each bad input is refused whole, with the line and field at fault; nothing is queued.
     @Test func badInputIsRefusedWithItsLine() throws {
-        let sandbox = try Sandbox()
+        let sandbox = try Sandbox(base: jobsConfig)
         let daemon = try sandbox.start(config: "max_job_bytes = 1048576\n")
         let good = #"{"custom_id":"a","prompt":"hi","mode":"ar","max_tokens":4}"#
         let cases: [(String, String, String)] = [
@@ -232,10 +246,10 @@ struct DaemonJobsTests {
         // and the daemon measures it before reading.
         let broken = try sandbox.write("broken.jsonl", good + "\nnot json\n")
         let refused = try lookaheadctl(["batch", "submit", broken, "--socket", sandbox.socket])
-        #expect(refused.status == 4 && refused.stderr.contains("invalid_params: line 2: "), "\(refused)")
+        #expect(refused.exitCode == 4 && refused.stderr.contains("invalid_params: line 2: "), "\(refused)")
         let huge = try sandbox.write("huge.jsonl", String(repeating: " ", count: 5 << 20))
         let measured = try lookaheadctl(["batch", "submit", huge, "--socket", sandbox.socket])
-        #expect(measured.status == 4 && measured.stderr.contains("too_large: the input is 5242880 bytes, over the limit of 1048576 bytes"), "\(measured)")
+        #expect(measured.exitCode == 4 && measured.stderr.contains("too_large: the input is 5242880 bytes, over the limit of 1048576 bytes"), "\(measured)")
         try FileManager.default.removeItem(atPath: huge)
 
         #expect(try daemon.call("jobs.list") == ["jobs": []])
@@ -246,7 +260,7 @@ struct DaemonJobsTests {
     /// its own) is reported with its path; the daemon starts and answers `ask`.
     @Test(.enabled(if: isRoot && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"), "mounts in a private namespace"))
     func readOnlyStateDirectoryIsReported() throws {
-        let sandbox = try Sandbox()
+        let sandbox = try Sandbox(base: jobsConfig)
         try FileManager.default.createDirectory(atPath: sandbox.state, withIntermediateDirectories: false)
         let daemon = try sandbox.start(launcher: Self.privateMount("mount --bind -o ro \"$0\" \"$0\"", on: sandbox.state))
 
@@ -263,7 +277,7 @@ struct DaemonJobsTests {
     /// daemon goes on, and a job that fits still runs.
     @Test(.enabled(if: isRoot && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare"), "mounts in a private namespace"))
     func fullDiskIsReported() throws {
-        let sandbox = try Sandbox()
+        let sandbox = try Sandbox(base: jobsConfig)
         try FileManager.default.createDirectory(atPath: sandbox.state, withIntermediateDirectories: false)
         let daemon = try sandbox.start(launcher: Self.privateMount("mount -t tmpfs -o size=256k,mode=0700 tmpfs \"$0\"", on: sandbox.state))
 

@@ -1,30 +1,17 @@
-import DaemonHarness
 import Foundation
 import Llama
 import Lookahead
 import LookaheadProtocol
 import StepBatcher
 import Testing
+import TestSupport
 
 /// A bare connection for sending broken frames the real client never would.
 final class RawConnection {
     let fd: Int32
     private var decoder = FrameDecoder()
 
-    init(path: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in path.utf8.enumerated() { raw[i] = b }
-        }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else { throw DaemonTestError("connect \(path): errno \(errno)") }
-        var timeout = timeval(tv_sec: 60, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    }
+    init(path: String) throws { fd = try connectUnixSocket(path) }
     deinit { close(fd) }
 
     func write(_ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
@@ -84,11 +71,10 @@ struct DaemonTests {
     /// Several sessions really share target passes, and each answer is what it is alone.
     @Test(arguments: [2, 4])
     func concurrentAsksArePackedIntoSharedPasses(sessions: Int) throws {
-        try GSM8K.require(sessions)
         // Equal answers alone and packed is what batch invariance promises; the default (repacked,
         // fused kernels) may split them at near-ties.
-        let daemon = try RunningDaemon.start(config: "max_sessions = 4\nbatch_invariant = true\n")
-        let prompts = Array(GSM8K.questions.prefix(sessions))
+        let daemon = try startDaemon(config: "max_sessions = 4\nbatch_invariant = true\n")
+        let prompts = try GSM8K.prompts(sessions)
         let alone = try prompts.map { try ask(daemon.client(), $0, ["mode": "ar", "max_tokens": 24])["text"]?.stringValue }
         let before = try daemon.status()["passes"]?["target_shared"]?.intValue ?? 0
 
@@ -108,12 +94,12 @@ struct DaemonTests {
     }
 
     @Test func lookaheadSessionsArePackedToo() throws {
-        try GSM8K.require(4)
-        let daemon = try RunningDaemon.start(config: "max_sessions = 2\n")
+        let prompts = try GSM8K.prompts(2)
+        let daemon = try startDaemon(config: "max_sessions = 2\n")
         let socket = daemon.socket
         // One adaptive (the default), one with speculation kept on: the draft runs for every token.
         let results = concurrently(2) { i in
-            try? ask(Client(path: socket), GSM8K.questions[i],
+            try? ask(Client(path: socket), prompts[i],
                      ["mode": "lookahead+sd", "max_tokens": 48, "adaptive": .bool(i == 0)])
         }
         #expect(results.allSatisfy { $0?["tokens"]?.intValue == 48 })
@@ -130,9 +116,8 @@ struct DaemonTests {
 
     /// The daemon's greedy `ar` answer is the in-process one: serving changes nothing.
     @Test func daemonAnswerEqualsInProcessAR() throws {
-        try GSM8K.require(4)
-        let daemon = try RunningDaemon.start()
-        let prompt = GSM8K.questions[1]
+        let prompt = try GSM8K.prompt(GSM8K.problem(1))
+        let daemon = try startDaemon()
         let served = try ask(daemon.client(), prompt, ["mode": "ar", "max_tokens": 48])
         daemon.stop()
         var config = EngineConfig()
@@ -147,34 +132,39 @@ struct DaemonTests {
     }
 
     @Test func cancelAndDisconnectFreeTheSession() throws {
-        try GSM8K.require(4)
-        let daemon = try RunningDaemon.start()
-        // Cancel by request: the ask ends with `cancelled`, the cancel with its result.
+        let prompt = try GSM8K.prompt(GSM8K.problem(0))
+        let daemon = try startDaemon()
+        // Cancel by request: the cancel is answered with the id it cancelled, and the ask ends with `cancelled`.
         let client = try daemon.client()
         let id = client.makeID()
-        try client.send(Request(id: id, method: "ask", params: ["prompt": .string(GSM8K.questions[0]), "max_tokens": 400]))
+        try client.send(Request(id: id, method: "ask", params: ["prompt": .string(prompt), "max_tokens": 400]))
         var sawStep = false
-        var cancelled = false
-        while !cancelled {
-            switch try client.next() {
-            case .event(let e) where e.event == "step":
+        var cancelReply: JSONValue?
+        var askEnd: ServerMessage?
+        while cancelReply == nil || askEnd == nil {
+            let message = try client.next()
+            switch message {
+            case .event(let e) where e.event == "step" && e.id == id:
                 if !sawStep {
                     sawStep = true
                     try client.send(Request(id: "c", method: "cancel", params: ["id": id]))
                 }
             case .result(let r) where r.id == "c":
-                #expect(r.result["cancelled"] == id)
-            case .error(let e):
-                #expect(e.id == id)
-                #expect(e.error.code == .cancelled)
-                cancelled = true
-            case .result(let r):
-                Issue.record("unexpected result \(r)")
-                cancelled = true
+                cancelReply = r.result
+            case _ where message.isFinal && message.id == id:
+                askEnd = message
+            case _ where message.isFinal:
+                // The cancel itself failed: nothing more is coming for it.
+                Issue.record("unexpected reply \(message)")
+                cancelReply = .null
             default:
                 break
             }
+            if askEnd != nil, !sawStep { break }
         }
+        #expect(cancelReply?["cancelled"] == id, "cancel answered \(String(describing: cancelReply))")
+        guard case .error(let e) = askEnd else { Issue.record("the ask was not cancelled: \(String(describing: askEnd))"); return }
+        #expect(e.error.code == .cancelled)
         #expect(sawStep)
         try waitForIdle(daemon)
 
@@ -201,7 +191,7 @@ struct DaemonTests {
 
     /// Each bad input gets its documented code; a client asking meanwhile is served throughout.
     @Test func badInputGetsClearErrorsAndOthersAreServed() throws {
-        let daemon = try RunningDaemon.start(config: "max_prompt_tokens = 64\nmax_frame_bytes = 65536\n")
+        let daemon = try startDaemon(config: "max_prompt_tokens = 64\nmax_frame_bytes = 65536\n")
         let bystander = try daemon.client()
         let id = bystander.makeID()
         try bystander.send(Request(id: id, method: "ask", params: ["prompt": "Count from 1 to 30.", "max_tokens": 40, "mode": "ar"]))
@@ -246,18 +236,16 @@ struct DaemonTests {
     }
 
     @Test func socketActivationAndReadiness() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("la-notify-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let notify = NotifySocket(path: dir.appendingPathComponent("notify").path)
-        let socketPath = dir.appendingPathComponent("activated.sock").path
+        let sandbox = try Sandbox()
+        let notify = try NotifySocket(path: sandbox.path + "/notify")
+        let socketPath = sandbox.path + "/activated.sock"
         let activate = "/usr/bin/systemd-socket-activate"
         // systemd-socket-activate hands the daemon only the variables it is told to.
         let inherited = ProcessInfo.processInfo.environment
         let passed = ["NOTIFY_SOCKET", "WATCHDOG_USEC"]
             + ["LOOKAHEAD_MODELS", "HOME", "XDG_CACHE_HOME", "LD_LIBRARY_PATH"].filter { inherited[$0] != nil }
         try #require(FileManager.default.isExecutableFile(atPath: activate), "systemd-socket-activate missing (Debian: systemd)")
-        let daemon = try RunningDaemon.start(arguments: ["--state-dir", dir.appendingPathComponent("state").path], environment: [
+        let daemon = try sandbox.start(arguments: ["--state-dir", sandbox.state], environment: [
             "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000",
         ], launcher: [activate, "-l", socketPath] + passed.flatMap { ["-E", $0] }, waitForSocket: false)
         // systemd-socket-activate starts the daemon on the first connection, as systemd would.
@@ -282,60 +270,64 @@ struct DaemonTests {
     }
 
     @Test func configErrorsNameTheLineAndMissingModelsFailClearly() throws {
-        let bad = try RunningDaemon.start(config: "verifier = exact\ncolour = blue\n", waitForSocket: false)
+        let bad = try startDaemon(config: "verifier = exact\ncolour = blue\n", waitForSocket: false)
         #expect(bad.waitForExit() == 78)
-        let line = RunningDaemon.merged("verifier = exact\ncolour = blue\n").split(separator: "\n").count
+        let line = Sandbox.merged(Sandbox.smallConfig, "verifier = exact\ncolour = blue\n").split(separator: "\n").count
         #expect(bad.log.contains("lookaheadd.conf:\(line)"), "\(bad.log)")
         #expect(bad.log.contains("colour"))
 
-        let missing = try RunningDaemon.start(config: "target_model = /nonexistent/target.gguf\n", waitForSocket: false)
+        let missing = try startDaemon(config: "target_model = /nonexistent/target.gguf\n", waitForSocket: false)
         #expect(missing.waitForExit() == 1)
         #expect(missing.log.contains("/nonexistent/target.gguf"), "\(missing.log)")
     }
 
+    /// SIGTERM with an ask in flight: the daemon stops taking work (a new connection is refused, a
+    /// new ask on an open one is `busy`) and finishes the ask within the grace, then exits 0.
     @Test func sigtermFinishesInFlightWorkWithinTheGrace() throws {
-        try GSM8K.require(4)
+        let prompt = try GSM8K.prompt(GSM8K.problem(3))
         // A wait policy given in the environment is the operator's: the daemon keeps it as it is.
-        let daemon = try RunningDaemon.start(config: "shutdown_grace_seconds = 30\n", environment: ["OMP_WAIT_POLICY": "passive"])
+        let daemon = try startDaemon(config: "shutdown_grace_seconds = 120\n", environment: ["OMP_WAIT_POLICY": "passive"])
         let environment = ((try? String(contentsOfFile: "/proc/\(daemon.process.processIdentifier)/environ", encoding: .utf8)) ?? "")
             .split(separator: "\0").map(String.init)
         #expect(environment.contains("OMP_WAIT_POLICY=passive"))
         #expect(environment.first { $0.hasPrefix("GOMP_SPINCOUNT=") }
                 == ProcessInfo.processInfo.environment["GOMP_SPINCOUNT"].map { "GOMP_SPINCOUNT=\($0)" })
         let client = try daemon.client()
+        let bystander = try daemon.client()
         let id = client.makeID()
-        try client.send(Request(id: id, method: "ask", params: ["prompt": .string(GSM8K.questions[3]), "max_tokens": 16, "mode": "ar"]))
-        guard case .event = try client.next() else { Issue.record("no first event"); return }
+        // Long enough to be still running when the signal lands, short enough for the grace on 2 cores.
+        let maxTokens = 96
+        try client.send(Request(id: id, method: "ask", params: ["prompt": .string(prompt), "max_tokens": JSONValue(maxTokens), "mode": "ar"]))
+        var started = false
+        for _ in 0..<600 where !started {
+            started = try bystander.call(method: "status")["sessions"]?["active"] == 1
+            if !started { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        try #require(started, "the ask never started")
         kill(daemon.process.processIdentifier, SIGTERM)
+
+        // The daemon says it is stopping, with the ask still running.
+        var stopping: JSONValue?
+        for _ in 0..<200 where stopping == nil {
+            let status = try bystander.call(method: "status")
+            if status["state"] == "stopping" { stopping = status } else { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        let status = try #require(stopping, "the daemon never reported stopping")
+        #expect(status["sessions"]?["active"] == 1, "the ask was not running when the daemon began stopping: \(status)")
+        // New work is refused: no new connection, and `busy` on one already open.
+        let connection = Result { try Client(path: daemon.socket) }
+        #expect((try? connection.get()) == nil, "a new connection was accepted after SIGTERM")
+        let late = Result { try bystander.call(method: "ask", params: ["prompt": "What is 2 plus 2?", "mode": "ar", "max_tokens": 2]) }
+        switch late {
+        case .failure(ClientError.rejected(let error)): #expect(error.code == .busy, "\(error)")
+        default: Issue.record("an ask after SIGTERM was not refused: \(late)")
+        }
+
         var final: ServerMessage?
         while final == nil { let m = try client.next(); if m.isFinal { final = m } }
-        if case .result(let r) = final { #expect(r.result["tokens"]?.intValue == 16) } else { Issue.record("in-flight ask lost: \(String(describing: final))") }
-        #expect(daemon.stop() == 0)
-    }
-}
-
-/// A datagram socket standing in for systemd's notification socket.
-final class NotifySocket {
-    let path: String
-    let fd: Int32
-    init(path: String) {
-        self.path = path
-        unlink(path)
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-    }
-    deinit { close(fd); unlink(path) }
-
-    func receive(timeout: Double) -> String? {
-        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = recv(fd, &buffer, buffer.count, 0)
-        return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : nil
+        guard case .result(let r) = final else { Issue.record("in-flight ask lost: \(String(describing: final))"); return }
+        #expect(r.result["tokens"]?.intValue == Int64(maxTokens))
+        #expect(r.result["finish_reason"] == "length")
+        #expect(daemon.stop(timeout: 180) == 0)
     }
 }

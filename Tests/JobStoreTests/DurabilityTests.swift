@@ -5,6 +5,7 @@ import CSQLite
 import JobStore
 import LookaheadProtocol
 import Testing
+import TestSupport
 
 private let owner: UInt32 = 1000
 
@@ -45,7 +46,7 @@ private func expectEachLineOnce(_ results: [LineResult]) {
 
 @Suite struct DurabilityTests {
     @Test func droppedStoreLosesNoLineAndDuplicatesNone() throws {
-        let dir = TempDir()
+        let dir = try TempDir("jobstore-test")
         defer { dir.remove() }
         let state = dir.sub("state")
         var store: JobStore? = try JobStore(directory: state)
@@ -57,7 +58,7 @@ private func expectEachLineOnce(_ results: [LineResult]) {
     /// Closer to `kill -9` and a power cut: the files are copied while the store is open, as a
     /// crash leaves them (committed pages partly still in the WAL, no clean close, no -shm).
     @Test func crashImageRecoversEveryCommittedLine() throws {
-        let dir = TempDir()
+        let dir = try TempDir("jobstore-test")
         defer { dir.remove() }
         let live = dir.sub("live")
         let crashed = dir.sub("crashed")
@@ -73,7 +74,7 @@ private func expectEachLineOnce(_ results: [LineResult]) {
     }
 
     @Test func recoveryEndsLinesOfJobsThatEndedMeanwhile() throws {
-        let dir = TempDir()
+        let dir = try TempDir("jobstore-test")
         defer { dir.remove() }
         var store: JobStore? = try JobStore(directory: dir.path)
         let job = try store!.submit(owner: owner, lines: try validLines(3), runNow: true, deadline: nil, now: t0)
@@ -89,7 +90,7 @@ private func expectEachLineOnce(_ results: [LineResult]) {
     }
 
     @Test func oneStorePerDirectory() throws {
-        let dir = TempDir()
+        let dir = try TempDir("jobstore-test")
         defer { dir.remove() }
         var first: JobStore? = try JobStore(directory: dir.path)
         #expect(thrown { () throws(JobStoreError) in try JobStore(directory: dir.path) } == .locked(path: dir.path + "/jobs.lock"))
@@ -99,7 +100,7 @@ private func expectEachLineOnce(_ results: [LineResult]) {
     }
 
     @Test func filesArePrivate() throws {
-        let dir = TempDir()
+        let dir = try TempDir("jobstore-test")
         defer { dir.remove() }
         let state = dir.sub("state")
         let store = try JobStore(directory: state)
@@ -113,7 +114,7 @@ private func expectEachLineOnce(_ results: [LineResult]) {
     }
 
     @Test func aWiderDatabaseFileIsNarrowed() throws {
-        let dir = TempDir()
+        let dir = try TempDir("jobstore-test")
         defer { dir.remove() }
         do { _ = try JobStore(directory: dir.path) }
         chmod(dir.path + "/jobs.sqlite3", 0o644)
@@ -122,7 +123,7 @@ private func expectEachLineOnce(_ results: [LineResult]) {
     }
 
     @Test func durableSettings() throws {
-        let dir = TempDir()
+        let dir = try TempDir("jobstore-test")
         defer { dir.remove() }
         let store = try JobStore(directory: dir.path)
         #expect(try store.sqlForTesting("PRAGMA journal_mode") == ["wal"])
@@ -133,7 +134,7 @@ private func expectEachLineOnce(_ results: [LineResult]) {
     }
 
     @Test func aNewerSchemaIsRefused() throws {
-        let dir = TempDir()
+        let dir = try TempDir("jobstore-test")
         defer { dir.remove() }
         do { try JobStore(directory: dir.path).sqlForTesting("PRAGMA user_version = 99") }
         #expect(thrown { () throws(JobStoreError) in try JobStore(directory: dir.path) }
@@ -141,7 +142,7 @@ private func expectEachLineOnce(_ results: [LineResult]) {
     }
 
     @Test func aDirectoryWeMayNotWriteIsAClearError() throws {
-        let dir = TempDir()
+        let dir = try TempDir("jobstore-test")
         defer { dir.remove() }
         chmod(dir.path, 0o755)  // nobody may enter, not write
         let error = asNobody { thrown { () throws(JobStoreError) in try JobStore(directory: dir.sub("state")) } }
@@ -154,7 +155,7 @@ private func expectEachLineOnce(_ results: [LineResult]) {
     }
 
     @Test func aDatabaseWeMayNotWriteIsReadOnly() throws {
-        let dir = TempDir()
+        let dir = try TempDir("jobstore-test")
         defer { dir.remove() }
         chmod(dir.path, 0o755)
         do { _ = try JobStore(directory: dir.path) }
@@ -174,7 +175,7 @@ private func expectEachLineOnce(_ results: [LineResult]) {
 
     @Test(.enabled(if: geteuid() == 0, "another owner needs root to set up"))
     func aWideFileWeCannotNarrowIsRefused() throws {
-        let dir = TempDir()
+        let dir = try TempDir("jobstore-test")
         defer { dir.remove() }
         chmod(dir.path, 0o755)
         do { _ = try JobStore(directory: dir.path) }
@@ -187,7 +188,7 @@ private func expectEachLineOnce(_ results: [LineResult]) {
     /// SQLite's own read-only refusal (as from a filesystem remounted read-only under a running
     /// daemon) is a readOnly error naming the file, and leaves the store usable once writable.
     @Test func sqliteReadOnlyMapsToReadOnly() throws {
-        let dir = TempDir()
+        let dir = try TempDir("jobstore-test")
         defer { dir.remove() }
         let store = try JobStore(directory: dir.path)
         try store.sqlForTesting("PRAGMA query_only = ON")
@@ -205,7 +206,7 @@ private func expectEachLineOnce(_ results: [LineResult]) {
     }
 
     @Test func aFullDiskRefusesTheWholeJobAndTheStoreGoesOn() throws {
-        let dir = TempDir()
+        let dir = try TempDir("jobstore-test")
         defer { dir.remove() }
         let store = try JobStore(directory: dir.path)
         let small = try store.submit(owner: owner, lines: try validLines(2), runNow: true, deadline: nil, now: t0)

@@ -1,6 +1,7 @@
 import JobStore
 import LookaheadProtocol
 import Testing
+import TestSupport
 
 private let alice: UInt32 = 1000
 private let bob: UInt32 = 1001
@@ -8,7 +9,7 @@ private let root: UInt32 = 0
 
 /// A store in a fresh directory, for tests that need nothing else.
 private func withStore(_ body: (JobStore, TempDir) throws -> Void) throws {
-    let dir = TempDir()
+    let dir = try TempDir("jobstore-test")
     defer { dir.remove() }
     let store = try JobStore(directory: dir.sub("state"))
     try body(store, dir)

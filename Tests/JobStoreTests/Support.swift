@@ -7,43 +7,6 @@ import LookaheadProtocol
 /// An arbitrary but fixed "now": 2023-11-14.
 let t0: Double = 1_700_000_000
 
-/// A fresh directory under /tmp, removed with everything in it by `remove()`.
-struct TempDir {
-    let path: String
-
-    init() {
-        var template = Array("/tmp/jobstore-test-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        precondition(made != nil, "mkdtemp failed")
-        path = String(cString: template.withUnsafeBufferPointer { $0.baseAddress! })
-    }
-
-    func sub(_ name: String) -> String { path + "/" + name }
-
-    func remove() { removeTree(path) }
-}
-
-func removeTree(_ path: String) {
-    var info = stat()
-    guard lstat(path, &info) == 0 else { return }
-    if info.st_mode & S_IFMT == S_IFDIR {
-        // Tests make directories read-only on purpose; make them writable again to empty them.
-        chmod(path, 0o700)
-        if let dir = opendir(path) {
-            var names: [String] = []
-            while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-                if name != "." && name != ".." { names.append(name) }
-            }
-            closedir(dir)
-            for name in names { removeTree(path + "/" + name) }
-        }
-        rmdir(path)
-    } else {
-        unlink(path)
-    }
-}
-
 /// Permission bits of a file, or nil when it does not exist.
 func mode(_ path: String) -> mode_t? {
     var info = stat()

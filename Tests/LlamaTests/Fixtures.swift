@@ -1,4 +1,5 @@
 import Llama
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,10 +14,24 @@ enum Models {
     }
     static func path(_ name: String) -> String { directory + "/\(name).gguf" }
 
-    nonisolated(unsafe) static let draft = try! Model(path: path("draft"))
-    nonisolated(unsafe) static let target = try! Model(path: path("target"))
-    nonisolated(unsafe) static let tiny = try! Model(path: path("tiny"))
-    nonisolated(unsafe) static let embed = try! Model(path: path("embed"))
+    /// Each model loads on first use. A missing file fails the tests that use it, naming the file
+    /// (never a crash of the whole test process).
+    static var draft: Model { get throws { try loadedDraft.get() } }
+    static var target: Model { get throws { try loadedTarget.get() } }
+    static var tiny: Model { get throws { try loadedTiny.get() } }
+    static var embed: Model { get throws { try loadedEmbed.get() } }
+
+    private static let loadedDraft = load("draft")
+    private static let loadedTarget = load("target")
+    private static let loadedTiny = load("tiny")
+    private static let loadedEmbed = load("embed")
+
+    private static func load(_ name: String) -> Result<Model, any Error> {
+        Result {
+            try requireModel(path(name))
+            return try Model(path: path(name))
+        }
+    }
 
     static let threads = 2
 }

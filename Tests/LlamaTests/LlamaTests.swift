@@ -1,5 +1,6 @@
 import Testing
 import Llama
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,20 +14,20 @@ struct LlamaTests {
         let a = try greedyAlone(Models.draft, tokens, count: 24)
         let b = try greedyAlone(Models.draft, tokens, count: 24)
         #expect(a == b)
-        #expect(Models.draft.vocab.detokenize(a).contains("8"))
+        #expect(try Models.draft.vocab.detokenize(a).contains("8"))
     }
 
     /// Later work relies on this: a sequence decoded next to others in one batch continues exactly
     /// as it does alone (greedy), so packing sessions together never changes an answer. It holds with
     /// the defaults (no weight repacking, flash attention); see `Model.init` and `ContextParams`.
     @Test func batchInvariance() throws {
-        let model = Models.draft
-        let prompts = [
+        let model = try Models.draft
+        let prompts = try [
             "The capital of France is",
             "def fibonacci(n):",
             "Question: 12 * 7 = ? Answer:",
             "Once upon a time, in a small village by the sea,",
-        ].map { try! model.vocab.tokenize($0, addSpecial: true) }
+        ].map { try model.vocab.tokenize($0, addSpecial: true) }
         let count = 32
         let alone = try prompts.map { try greedyAlone(model, $0, count: count) }
 
@@ -59,7 +60,7 @@ struct LlamaTests {
     /// independent of its batch, so a branch's prefill computes what plain decoding would have.
     @Test(arguments: [2, 5, 21])
     func chunkedPrefillMatchesSingleTokenDecode(chunk: Int) throws {
-        let model = Models.target
+        let model = try Models.target
         let p = try model.vocab.tokenize(prompt, addSpecial: true)
         let ctx = try Context(model: model, params: ContextParams(contextLength: 512, batchSize: 256, sequences: 2, threads: Models.threads))
         let batch = Batch(capacity: 256)
@@ -91,7 +92,7 @@ struct LlamaTests {
     }
 
     @Test func branchingLeavesTheOriginalUntouched() throws {
-        let model = Models.draft
+        let model = try Models.draft
         let p = try model.vocab.tokenize(prompt, addSpecial: true)
         let reference = try greedyAlone(model, p, count: 16)
 
@@ -127,7 +128,7 @@ struct LlamaTests {
     }
 
     @Test func sharedPrefixTokenServesTwoSequences() throws {
-        let model = Models.draft
+        let model = try Models.draft
         let p = try model.vocab.tokenize(prompt, addSpecial: true)
         let reference = try greedyAlone(model, p, count: 8)
 
@@ -158,7 +159,7 @@ struct LlamaTests {
 
     @Test func tokenizeRoundTripMultilingual() throws {
         let text = "Grüße aus Zürich — 東京は晴れ。Привет, мир! 🚀 x² + y² = z²"
-        for model in [Models.draft, Models.tiny] {
+        for model in try [Models.draft, Models.tiny] {
             let tokens = try model.vocab.tokenize(text, addSpecial: false)
             #expect(!tokens.isEmpty)
             #expect(model.vocab.detokenize(tokens) == text)
@@ -169,7 +170,7 @@ struct LlamaTests {
     }
 
     @Test func chatTemplateIsTheModelsChatML() throws {
-        let template = try #require(Models.target.chatTemplate)
+        let template = try #require(try Models.target.chatTemplate)
         #expect(template.contains("<|im_start|>"))
         let formatted = try Models.target.applyChatTemplate([
             ChatMessage(role: "system", content: "You are terse."),
@@ -177,16 +178,17 @@ struct LlamaTests {
         ])
         #expect(formatted == "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n")
         let tokens = try Models.target.vocab.tokenize(formatted, parseSpecial: true)
-        #expect(Models.target.vocab.detokenize(tokens, special: true) == formatted)
+        #expect(try Models.target.vocab.detokenize(tokens, special: true) == formatted)
         // The tiny model is a base model: no template, and a clear error.
-        #expect(Models.tiny.chatTemplate == nil)
+        #expect(try Models.tiny.chatTemplate == nil)
         #expect(throws: LlamaError.self) { try Models.tiny.applyChatTemplate([ChatMessage(role: "user", content: "x")]) }
     }
 
     @Test func embeddingsRankMeaning() throws {
-        let ctx = try Context(model: Models.embed, params: ContextParams(contextLength: 512, batchSize: 512, sequences: 4, threads: Models.threads, embeddings: true))
+        let embed = try Models.embed
+        let ctx = try Context(model: embed, params: ContextParams(contextLength: 512, batchSize: 512, sequences: 4, threads: Models.threads, embeddings: true))
         let v = try ctx.embed(["The cat sat.", "A cat was sitting.", "Tax rates rose in May."])
-        #expect(v.allSatisfy { $0.count == Models.embed.embeddingSize })
+        #expect(v.allSatisfy { $0.count == embed.embeddingSize })
         let norm = v[0].reduce(0) { $0 + $1 * $1 }
         #expect(abs(norm - 1) < 1e-3)
         #expect(cosine(v[0], v[1]) > cosine(v[0], v[2]))
@@ -206,6 +208,7 @@ struct LlamaTests {
         #expect(throws: LlamaError.notGGUF(path: notGGUF)) { try Model(path: notGGUF) }
 
         let truncated = "\(dir)/truncated.gguf"
+        try requireModel(Models.path("tiny"))
         #expect(system("head -c 1000000 '\(Models.path("tiny"))' > '\(truncated)'") == 0)
         #expect(throws: LlamaError.modelLoadFailed(path: truncated)) { try Model(path: truncated) }
 

@@ -1,6 +1,7 @@
 import Foundation
 import LookaheadProtocol
 import Synchronization
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,10 +42,10 @@ final class FakeDaemon: Sendable {
     private let givesUpAt = Date().addingTimeInterval(60)
 
     init(script: @escaping @Sendable (Request) -> [Reply]) throws {
-        directory = try makeTemporaryDirectory()
+        directory = try makeTemporaryDirectory("lookaheadctl-test")
         path = directory + "/lookaheadd.sock"
-        listener = try boundSocket(at: path)
-        guard listen(listener, 8) == 0 else { throw POSIXFailure("listen") }
+        listener = try unixSocket(SOCK_STREAM, boundTo: path)
+        try check(listen(listener, 8), "listen \(path)")
         Thread.detachNewThread { [self] in
             serve(script)
             stopped.signal()
@@ -118,33 +119,8 @@ final class FakeDaemon: Sendable {
 
 /// A socket file nobody listens on, as a daemon that died without cleaning up leaves behind.
 func staleSocket() throws -> (path: String, remove: () -> Void) {
-    let directory = try makeTemporaryDirectory()
+    let directory = try makeTemporaryDirectory("lookaheadctl-test")
     let path = directory + "/lookaheadd.sock"
-    close(try boundSocket(at: path))
+    close(try unixSocket(SOCK_STREAM, boundTo: path))
     return (path, { unlink(path); rmdir(directory) })
-}
-
-/// Short and under /tmp: a socket path has at most 107 bytes, and $TMPDIR may be long.
-func makeTemporaryDirectory() throws -> String {
-    var template = Array("/tmp/lookaheadctl-test-XXXXXX".utf8CString)
-    guard let directory = mkdtemp(&template) else { throw POSIXFailure("mkdtemp") }
-    return String(cString: directory)
-}
-
-private func boundSocket(at path: String) throws -> Int32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw POSIXFailure("socket") }
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    guard bound == 0 else { throw POSIXFailure("bind \(path)") }
-    return fd
-}
-
-struct POSIXFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ call: String) { description = "\(call): \(String(cString: strerror(errno)))" }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Lookahead
 import LookaheadProtocol
 import Testing
+import TestSupport
 
 /// The built `lookaheadctl` binary against a fake daemon, as a user or a script runs it.
 @Suite struct LookaheadCtlTests {
@@ -198,47 +199,4 @@ import Testing
             #expect(script.stdout.contains("status") && script.stdout.contains("socket"))
         }
     }
-}
-
-struct Outcome {
-    /// nil when a signal ended the process.
-    var exitCode: Int32?
-    var stdout: String
-    var stderr: String
-}
-
-/// Runs the `lookaheadctl` built beside this test bundle; `during` acts while it runs.
-func lookaheadctl(_ arguments: [String], stdin: String = "", environment: [String: String] = [:],
-                  during: (Process) -> Void = { _ in }) throws -> Outcome {
-    let binary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        .deletingLastPathComponent().appendingPathComponent("lookaheadctl")
-    try #require(FileManager.default.isExecutableFile(atPath: binary.path), "no lookaheadctl at \(binary.path): swift build first")
-
-    let process = Process()
-    process.executableURL = binary
-    process.arguments = arguments
-    var inherited = ProcessInfo.processInfo.environment
-    inherited["LOOKAHEAD_SOCKET"] = nil
-    process.environment = inherited.merging(environment) { $1 }
-    let input = Pipe(), output = Pipe(), errors = Pipe()
-    process.standardInput = input
-    process.standardOutput = output
-    process.standardError = errors
-    let exited = DispatchSemaphore(value: 0)
-    process.terminationHandler = { _ in exited.signal() }
-
-    try process.run()
-    input.fileHandleForWriting.write(Data(stdin.utf8))
-    try input.fileHandleForWriting.close()
-    during(process)
-    // Outputs here are far below a pipe's buffer, so reading after the exit cannot block the child.
-    if exited.wait(timeout: .now() + 60) == .timedOut {
-        process.terminate()
-        exited.wait()
-        Issue.record("lookaheadctl \(arguments) ran over 60 s")
-    }
-    return Outcome(
-        exitCode: process.terminationReason == .exit ? process.terminationStatus : nil,
-        stdout: String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
-        stderr: String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
 }

@@ -3,15 +3,24 @@ import Foundation
 import Llama
 import Lookahead
 import StepBatcher
+import TestSupport
 
 enum RealModels {
     static var directory: String { EngineConfig.defaultModelDirectory }
-    static func path(_ name: String) -> String { directory + "/\(name).gguf" }
+    /// The cached model `name`; throws, naming the file, when `make models` has not fetched it.
+    static func path(_ name: String) throws -> String {
+        let path = directory + "/\(name).gguf"
+        try requireModel(path)
+        return path
+    }
     static let threads = 2
 
-    /// One set of engines for the whole run: default pair, exact verifier (lossless checks).
-    nonisolated(unsafe) static let exact: Engines = try! engines(verifier: "exact")
-    nonisolated(unsafe) static let embedding: Engines = try! engines(verifier: "embedding")
+    /// One set of engines for the whole run: default pair, exact verifier (lossless checks). Loaded
+    /// on first use; a failure (a missing model) fails every test that uses them, and only those.
+    static var exact: Engines { get throws { try loadedExact.get() } }
+    static var embedding: Engines { get throws { try loadedEmbedding.get() } }
+    nonisolated(unsafe) private static let loadedExact = Result { try engines(verifier: "exact") }
+    nonisolated(unsafe) private static let loadedEmbedding = Result { try engines(verifier: "embedding") }
 
     /// How much the target prefers `chosen` over `other` after `prefix`, decoded alone.
     static func margin(_ model: Model, prefix: some Collection<Token>, chosen: Token, over other: Token) throws -> Float {
@@ -25,31 +34,15 @@ enum RealModels {
 
     static func engines(verifier: String, target: String = "target", loadDraft: Bool = true) throws -> Engines {
         var c = EngineConfig(modelDirectory: directory)
-        c.targetPath = path(target)
+        c.targetPath = try path(target)
+        if loadDraft { c.draftPath = try path("draft") }
+        if verifier == "embedding" { c.embedPath = try path("embed") }
         c.verifier = try VerifierSpec(parsing: verifier)
         c.threads = threads
         c.sequences = 16
         c.contextLength = 2048
         c.batchInvariant = true  // the lossless checks compare tokens across batch shapes
         return try Engines(config: c, loadDraft: loadDraft)
-    }
-}
-
-/// GSM8K problems from the shared data set, with the reference's prompt suffix.
-enum GSM8K {
-    struct Problem { var question: String; var answer: String }
-    static let problems: [Problem] = {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let file = root.deletingLastPathComponent().appendingPathComponent("shared/data/gsm8k/test.jsonl")
-        let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").prefix(40).compactMap { line in
-            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String],
-                  let q = o["question"], let a = o["answer"] else { return nil }
-            return Problem(question: q, answer: String(a.split(separator: "#").last ?? "").trimmingWhitespace)
-        }
-    }()
-    static func prompt(_ p: Problem) -> String {
-        p.question + "\nPlease reason step by step, and put your final answer within \\boxed{}."
     }
 }
 
@@ -74,11 +67,11 @@ struct RealModelTests {
     /// less than that noise (`tie`); the algorithm's exactness is checked bit for bit by the
     /// scripted-engine tests.
     @Test func everyModeMatchesTargetOnlyOnGSM8K() throws {
-        try #require(GSM8K.problems.count >= 5, "GSM8K data missing (../shared/data/gsm8k/test.jsonl)")
-        let engines = RealModels.exact
+        let problems = try GSM8K.problems(5)
+        let engines = try RealModels.exact
         let tie: Float = 0.6
         var accepted = 0, identical = 0, runs = 0
-        for problem in GSM8K.problems.prefix(5) {
+        for problem in problems {
             let prompt = try engines.promptTokens(GSM8K.prompt(problem))
             let ar = try engines.generate(prompt: prompt, config: config(.ar, maxTokens: 80))
             for (mode, adaptive) in [(Mode.sd, false), (.lookahead, false), (.lookaheadSD, false), (.lookaheadSD, true)] {
@@ -100,9 +93,10 @@ struct RealModelTests {
     }
 
     @Test func embeddingVerifierOnGSM8K() throws {
-        let engines = RealModels.embedding
+        let problems = try GSM8K.problems(5)
+        let engines = try RealModels.embedding
         var accepted = 0, verified = 0
-        for (i, problem) in GSM8K.problems.prefix(5).enumerated() {
+        for (i, problem) in problems.enumerated() {
             let g = try engines.generate(GSM8K.prompt(problem), config: config(.lookaheadSD, maxTokens: 160))
             #expect(!g.text.isEmpty)
             #expect(g.tokens.count <= 160)

@@ -2,6 +2,7 @@ import Testing
 import Llama
 import Lookahead
 import ScriptedEngines
+import TestSupport
 
 @Suite("Verifiers")
 struct VerifierTests {
@@ -84,15 +85,15 @@ struct JudgeVerifierTests {
     /// End to end: lookahead with the judge (draft weights) terminates, asks the judge, and writes a
     /// well-formed answer.
     @Test func lookaheadWithTheJudgeOnGSM8K() throws {
-        try #require(!GSM8K.problems.isEmpty, "GSM8K data missing (../shared/data/gsm8k/test.jsonl)")
+        let problems = try GSM8K.problems(4)
         let engines = try RealModels.engines(verifier: "judge")
         var c = SessionConfig(mode: .lookahead)
         c.maxTokens = 96
         c.adaptive = false  // keep drafting on, so the judge is asked
         // Pairs whose numbers differ never reach the judge; the first problem where one does.
-        var g = try engines.generate(GSM8K.prompt(GSM8K.problems[0]), config: c)
+        var g = try engines.generate(GSM8K.prompt(problems[0]), config: c)
         var asked = 0
-        for problem in GSM8K.problems.prefix(4) {
+        for problem in problems {
             g = try engines.generate(GSM8K.prompt(problem), config: c)
             asked = (g.stats.verdicts[.semanticAccept] ?? 0) + (g.stats.verdicts[.semanticReject] ?? 0)
             if asked > 0 { break }

@@ -1,5 +1,6 @@
 import Testing
 import SystemdSupport
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,6 @@
 import Testing
 import SystemdSupport
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,17 +13,11 @@ import Glibc
     }
 
     @Test func anAcceptedConnectionNamesTheConnectingProcess() throws {
-        let listener = try listeningUnixSocket()
-        var address = sockaddr_un()
-        var length = socklen_t(MemoryLayout<sockaddr_un>.size)
-        try withUnsafeMutablePointer(to: &address) {
-            try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { try check(getsockname(listener, $0, &length), "getsockname") }
-        }
-        let path = withUnsafeBytes(of: address.sun_path) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        let client = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        try check(withUnixAddress(path) { connect(client, $0, $1) }, "connect")
+        let listening = try listeningUnixSocket()
+        let listener = listening.fd
+        let client = try connectUnixSocket(listening.path)
         let server = accept(listener, nil, nil)
-        defer { close(listener); close(client); close(server) }
+        defer { close(listener); close(client); close(server); removeTree(listening.directory) }
 
         #expect(PeerCredentials(socket: server) == PeerCredentials(pid: getpid(), uid: getuid(), gid: getgid()))
     }

@@ -1,5 +1,6 @@
 import Testing
 import SystemdSupport
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,7 +11,7 @@ import Glibc
 @Suite struct SocketActivationTests {
     @Test func theSocketSystemdPassesIsFoundAtFd3() async {
         await #expect(processExitsWith: .success) {
-            let listener = try listeningUnixSocket()
+            let listener = try listeningUnixSocket().fd
             // The test harness has its own fd 3 in this process: park it while the socket stands there.
             let parked = fcntl(3, F_DUPFD_CLOEXEC, 10)
             dup2(listener, 3)
@@ -54,7 +55,9 @@ import Glibc
     }
 
     @Test func onlyAListeningUnixStreamSocketQualifies() throws {
-        let listener = try listeningUnixSocket()
+        let listening = try listeningUnixSocket()
+        let listener = listening.fd
+        defer { removeTree(listening.directory) }
         let (a, b) = try socketPair()
         let datagram = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         let pipe = try makePipe()

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The units are checked by scripts/verify-units.sh (also usable by hand and in CI), which runs
@@ -16,8 +17,8 @@ struct UnitFileTests {
 
     /// Guards the check itself: verify exits 0 on a bad unit, so the script must read its stderr.
     @Test func aBrokenUnitFailsVerification() throws {
-        let units = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: units) }
+        let units = try makeTemporaryDirectory()
+        defer { removeTree(units) }
         let systemd = Self.repository.appendingPathComponent("systemd")
         let service = try String(contentsOf: systemd.appendingPathComponent("lookaheadd.service"), encoding: .utf8)
         try service.replacingOccurrences(of: "WatchdogSec=60", with: "WatchdogSec=sixty")
@@ -30,16 +31,8 @@ struct UnitFileTests {
         #expect(output.contains("sixty"), "\(output)")
     }
 
-    private static func verify(_ arguments: String...) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = repository.appendingPathComponent("scripts/verify-units.sh")
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
+    private static func verify(_ arguments: String...) throws -> (Int32?, String) {
+        let run = try runCommand(repository.appendingPathComponent("scripts/verify-units.sh").path, arguments, timeout: 300)
+        return (run.exitCode, run.stdout + run.stderr)
     }
 }

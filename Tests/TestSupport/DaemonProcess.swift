@@ -2,7 +2,8 @@ import Foundation
 import LookaheadProtocol
 
 /// A real `lookaheadd` — the binary built beside the running test bundle — as a subprocess with its
-/// output in a log file. Every end-to-end suite starts its daemons through this one harness.
+/// output in a log file; it dies with the test process (`launch`). Every end-to-end suite starts its
+/// daemons through this one harness, usually by way of `Sandbox.start`.
 public final class DaemonProcess {
     /// Where the built lookaheadd and lookaheadctl are: beside the test bundle.
     public static var binaries: URL {
@@ -14,18 +15,19 @@ public final class DaemonProcess {
     public let process = Process()
     private let exited = DispatchSemaphore(value: 0)
     private var exitStatus: Int32?
-    /// Removed when the daemon is released (a test's temp directory).
-    private let ownedDirectory: String?
+    /// Kept alive as long as the daemon (the sandbox whose directory it works in).
+    private let owner: AnyObject?
 
     /// Starts `lookaheadd arguments…` (behind `launcher` when given), appending its output to `log`
     /// so a restart in the same directory keeps the earlier run's lines. With `waitForSocket`,
     /// returns once `status` answers on `socket`: the models are loaded and the socket is this run's.
     public init(arguments: [String], socket: String, log: String, environment: [String: String] = [:],
-                launcher: [String] = [], waitForSocket: Bool = true, owning directory: String? = nil) throws {
+                launcher: [String] = [], waitForSocket: Bool = true, keepingAlive owner: AnyObject? = nil) throws {
         self.socket = socket
         logPath = log
-        ownedDirectory = directory
+        self.owner = owner
         let daemon = DaemonProcess.binaries.appendingPathComponent("lookaheadd").path
+        try requireFile(daemon, "build it first (`make build`, or `swift build --build-tests`)")
         process.executableURL = URL(fileURLWithPath: launcher.first ?? daemon)
         process.arguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [daemon] + arguments
         var env = ProcessInfo.processInfo.environment
@@ -37,14 +39,11 @@ public final class DaemonProcess {
         process.standardOutput = handle
         process.standardError = handle
         process.terminationHandler = { [exited] _ in exited.signal() }
-        try process.run()
+        try launch(process)
         if waitForSocket { try waitUntilServing() }
     }
 
-    deinit {
-        kill9()
-        if let ownedDirectory { try? FileManager.default.removeItem(atPath: ownedDirectory) }
-    }
+    deinit { kill9() }
 
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
     public var isRunning: Bool { process.isRunning }
@@ -54,11 +53,11 @@ public final class DaemonProcess {
     public func waitUntilServing(timeout: Double = 120) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if !process.isRunning { throw HarnessError("lookaheadd exited early:\n\(log)") }
+            if !process.isRunning { throw TestFailure("lookaheadd exited early:\n\(log)") }
             if (try? call("status")) != nil { return }
             Thread.sleep(forTimeInterval: 0.1)
         }
-        throw HarnessError("lookaheadd did not serve \(socket) within \(timeout) s:\n\(log)")
+        throw TestFailure("lookaheadd did not serve \(socket) within \(timeout) s:\n\(log)")
     }
 
     public func client() throws -> Client { try Client(path: socket) }
@@ -92,11 +91,6 @@ public final class DaemonProcess {
         exitStatus = process.terminationReason == .exit ? process.terminationStatus : 128 + process.terminationStatus
         return exitStatus
     }
-}
-
-public struct HarnessError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
 }
 
 extension JSONValue {
