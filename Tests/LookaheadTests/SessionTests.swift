@@ -203,7 +203,6 @@ struct SessionTests {
         let o = try s.run()
         #expect(o.text == " we have 3 apples\n\n then buy 5 more\n\n so 3 + 5 = 8\n\n answer : 8\n\n done")
         if mode == .lookaheadSD { #expect((o.stats.acceptedProposals[.draftStep] ?? 0) > 0) }
-        if mode.speculatesTokens { #expect(o.stats.targetPasses < (try s.arText()).count) }
     }
 
     @Test func maxTokensTruncatesExactly() throws {
