@@ -128,10 +128,6 @@ public final class Batcher: Sendable {
         shown = Mutex(status)
     }
 
-    public func check(promptTokens: Int, config: SessionConfig) throws(BatcherError) {
-        try capacity.check(promptTokens: promptTokens, config: config)
-    }
-
     public func submit(_ request: BatcherRequest) throws(BatcherError) -> Ticket {
         try capacity.check(promptTokens: request.prompt.count, config: request.config)
         let ticket = Ticket.next()

@@ -200,7 +200,6 @@ public final class Scheduler {
     /// Both models' measured pass costs.
     public var costs: EngineCosts { runner.costs }
     public var isIdle: Bool { live.isEmpty }
-    public var tickets: [Ticket] { live.map(\.ticket) }
     public var liveSessions: Int { live.count }
     public var liveBatchSessions: Int { live.filter { $0.priority == .batch }.count }
     public var targetSequencesUsed: Int { engines.sequences - freeTarget.count }
@@ -250,7 +249,7 @@ public final class Scheduler {
     }
 
     public func cancelAll(reason: BatcherError) {
-        for ticket in tickets { cancel(ticket, reason: reason) }
+        for ticket in live.map(\.ticket) { cancel(ticket, reason: reason) }
     }
 
     /// One tick over every live session: streams committed steps, hands finished sessions their
