@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "Llama", dependencies: ["CLlama", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Lookahead", dependencies: ["Llama"]),
         .target(name: "StepBatcher", dependencies: ["Lookahead", "Llama", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "DaemonConfig", dependencies: ["Lookahead", "StepBatcher"]),
+        .target(name: "DaemonConfig", dependencies: ["Lookahead", "StepBatcher", "LookaheadProtocol"]),
         .target(name: "LookaheadBench", dependencies: ["Lookahead", "StepBatcher", "LookaheadProtocol"]),
         .target(
             name: "LookaheadDaemon",
@@ -78,7 +78,7 @@ let package = Package(
         .testTarget(
             name: "LookaheadDaemonTests",
             dependencies: [
-                "LookaheadDaemon", "LookaheadProtocol", "StepBatcher", "Lookahead", "Llama", "ScriptedEngines",
+                "LookaheadDaemon", "LookaheadProtocol", "StepBatcher", "Lookahead", "Llama", "ScriptedEngines", "DaemonConfig", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -53,9 +53,18 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var stepTokens = Self.session.rules.maxTokens
     public var stepDelimiter = Self.session.rules.delimiter
 
-    // Protocol
-    public var maxFrameBytes = 8 << 20
+    // Protocol and connections
+    public var maxFrameBytes = Self.connection.maxFrameBytes
     public var maxPromptTokens = 6144
+    public var maxConnections = Self.connection.maxConnections
+    public var maxConnectionsPerUser = Self.connection.maxConnectionsPerUser
+    public var maxInflightPerConnection = Self.connection.maxInflightPerConnection
+    /// Interactive asks waiting for a session.
+    public var maxQueuedSessions = BatcherLimits().maxQueued
+    public var maxUnsentBytes = Self.connection.maxUnsentBytes
+    public var stalledReaderSeconds = Self.connection.stalledReaderSeconds
+    public var frameTimeoutSeconds = Self.connection.frameTimeoutSeconds
+    public var idleTimeoutSeconds = Self.connection.idleTimeoutSeconds
 
     // Batch drain and shutdown
     /// nil: batch jobs run whenever interactive work leaves room.
@@ -70,6 +79,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
 
     private static let engine = EngineConfig(modelDirectory: "")
     private static let session = SessionConfig()
+    private static let connection = ConnectionLimits()
 
     /// The configured verifier with its settings.
     public var verifierSpec: VerifierSpec {
@@ -88,7 +98,22 @@ public struct DaemonConfiguration: Sendable, Equatable {
         }
     }
 
-    public var limits: BatcherLimits { BatcherLimits(maxSessions: maxSessions, maxBatchSessions: maxBatchSessions) }
+    public var limits: BatcherLimits {
+        BatcherLimits(maxSessions: maxSessions, maxBatchSessions: maxBatchSessions, maxQueued: maxQueuedSessions)
+    }
+
+    public var connectionLimits: ConnectionLimits {
+        var c = ConnectionLimits()
+        c.maxFrameBytes = maxFrameBytes
+        c.maxConnections = maxConnections
+        c.maxConnectionsPerUser = maxConnectionsPerUser
+        c.maxInflightPerConnection = maxInflightPerConnection
+        c.maxUnsentBytes = maxUnsentBytes
+        c.stalledReaderSeconds = stalledReaderSeconds
+        c.frameTimeoutSeconds = frameTimeoutSeconds
+        c.idleTimeoutSeconds = idleTimeoutSeconds
+        return c
+    }
 
     private var resolvedModelDirectory: String {
         modelDirectory.isEmpty ? EngineConfig.defaultModelDirectory : modelDirectory

@@ -164,6 +164,14 @@ struct Value {
         return number
     }
 
+    /// A number of seconds: > 0 when `positive`, else ≥ 0.
+    func seconds(positive: Bool) throws(Invalid) -> Double {
+        guard let x = Double(text), x.isFinite, positive ? x > 0 : x >= 0 else {
+            throw Invalid("must be a number of seconds \(positive ? ">" : "≥") 0, got '\(text)'")
+        }
+        return x
+    }
+
     func bool() throws(Invalid) -> Bool {
         switch text.lowercased() {
         case "true", "yes", "on", "1": return true
@@ -278,15 +286,20 @@ extension DaemonConfiguration {
 
         Setting("max_frame_bytes") { c, v throws(Invalid) in c.maxFrameBytes = try v.integer(1024...(1 << 30)) },
         Setting("max_prompt_tokens") { c, v throws(Invalid) in c.maxPromptTokens = try v.integer(1...Int.max) },
+        Setting("max_connections") { c, v throws(Invalid) in c.maxConnections = try v.integer(1...65536) },
+        Setting("max_connections_per_user") { c, v throws(Invalid) in c.maxConnectionsPerUser = try v.integer(1...65536) },
+        Setting("max_inflight_per_connection") { c, v throws(Invalid) in c.maxInflightPerConnection = try v.integer(1...65536) },
+        Setting("max_queued_sessions") { c, v throws(Invalid) in c.maxQueuedSessions = try v.integer(1...1_000_000) },
+        Setting("max_unsent_bytes") { c, v throws(Invalid) in c.maxUnsentBytes = try v.integer(4096...(1 << 30)) },
+        Setting("stalled_reader_seconds") { c, v throws(Invalid) in c.stalledReaderSeconds = try v.seconds(positive: true) },
+        Setting("frame_timeout_seconds") { c, v throws(Invalid) in c.frameTimeoutSeconds = try v.seconds(positive: true) },
+        Setting("idle_timeout_seconds") { c, v throws(Invalid) in c.idleTimeoutSeconds = try v.seconds(positive: false) },
 
         Setting("drain_window") { c, v throws(Invalid) in
             c.drainWindow = v.text.isEmpty ? nil : try DrainWindow(parsing: v.text)
         },
         Setting("max_job_bytes") { c, v throws(Invalid) in c.maxJobBytes = try v.integer(1024...(1 << 30)) },
-        Setting("shutdown_grace_seconds") { c, v throws(Invalid) in
-            guard let x = Double(v.text), x.isFinite, x >= 0 else { throw Invalid("must be a number of seconds ≥ 0, got '\(v.text)'") }
-            c.shutdownGraceSeconds = x
-        },
+        Setting("shutdown_grace_seconds") { c, v throws(Invalid) in c.shutdownGraceSeconds = try v.seconds(positive: false) },
 
         Setting("log_level") { c, v throws(Invalid) in c.logLevel = try v.choice(LogLevel.self) },
     ]

@@ -46,6 +46,15 @@ public struct Vocab: @unchecked Sendable {
         return buffer[0..<max(0, Int(n))].map { UInt8(bitPattern: $0) }
     }
 
+    /// The most prompt bytes one token can stand for, so a prompt's length in bytes bounds its
+    /// length in tokens from below before it is tokenised: the longest piece (special tokens
+    /// included), doubled for normalisers that drop bytes (WPM strips accents). nil for UGM, whose
+    /// normaliser folds a run of blanks of any length into one token.
+    public func maxBytesPerToken() -> Int? {
+        guard llama_vocab_type(pointer) != LLAMA_VOCAB_TYPE_UGM else { return nil }
+        return 2 * (0..<count).reduce(1) { max($0, pieceBytes(Token($1), special: true).count) }
+    }
+
     public func piece(_ token: Token, special: Bool = false) -> String {
         String(decoding: pieceBytes(token, special: special), as: UTF8.self)
     }

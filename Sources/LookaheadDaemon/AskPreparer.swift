@@ -20,15 +20,20 @@ public struct AskPreparer: Sendable {
     let defaults: SessionConfig
     let maxTokensLimit: Int
     let maxPromptTokens: Int
+    /// Longer prompts are refused before tokenising: they cannot fit `maxPromptTokens`.
+    let maxPromptBytes: Int
     let defaultVerifier: VerifierKind
     let capacity: Capacity
     let tokenize: @Sendable (String) throws -> [Token]
 
-    public init(defaults: SessionConfig, maxTokensLimit: Int, maxPromptTokens: Int, defaultVerifier: VerifierKind,
-                capacity: Capacity, tokenize: @escaping @Sendable (String) throws -> [Token]) {
+    /// `maxBytesPerToken`: the vocabulary's bound (`Vocab.maxBytesPerToken`), nil when it has none.
+    public init(defaults: SessionConfig, maxTokensLimit: Int, maxPromptTokens: Int, maxBytesPerToken: Int?,
+                defaultVerifier: VerifierKind, capacity: Capacity, tokenize: @escaping @Sendable (String) throws -> [Token]) {
         self.defaults = defaults
         self.maxTokensLimit = maxTokensLimit
         self.maxPromptTokens = maxPromptTokens
+        let (bytes, overflow) = maxPromptTokens.multipliedReportingOverflow(by: maxBytesPerToken ?? Int.max)
+        self.maxPromptBytes = overflow ? Int.max : bytes
         self.defaultVerifier = defaultVerifier
         self.capacity = capacity
         self.tokenize = tokenize
@@ -89,6 +94,9 @@ public struct AskPreparer: Sendable {
 
     func promptTokens(_ params: Params) throws(ProtocolError) -> [Token] {
         let prompt = try params.string("prompt")
+        guard prompt.utf8.count <= maxPromptBytes else {
+            throw ProtocolError(.tooLarge, "prompt is \(prompt.utf8.count) bytes, more than the \(maxPromptTokens) tokens of max_prompt_tokens can hold", field: "prompt")
+        }
         guard !prompt.trimmingWhitespace.isEmpty else {
             throw ProtocolError(.invalidParams, "prompt must not be empty", field: "prompt")
         }
@@ -110,6 +118,7 @@ extension ProtocolError {
         case .shuttingDown: self.init(.busy, "the daemon is shutting down")
         case .tooLarge(let m): self.init(.tooLarge, m, field: field)
         case .unavailable(let m): self.init(.invalidParams, m)
+        case .busy(let m): self.init(.busy, m)
         case .engine(let m): self.init(.internal, "engine failure: \(m)")
         }
     }

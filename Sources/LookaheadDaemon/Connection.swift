@@ -1,14 +1,42 @@
+import DaemonConfig
+import Logging
 import Lookahead
 import LookaheadProtocol
 import NIOCore
+import NIOPosix
 import StepBatcher
+import Synchronization
 
-/// One client connection: decoded frames in, replies out, several requests in flight. Lives on
+/// Where a connection's heavy work runs (parsing a large frame, tokenising a long prompt): the
+/// server's thread pool, so one client cannot stall the event loop every other client shares; or
+/// inline, for tests on an embedded loop.
+enum Offload: Sendable {
+    case pool(NIOThreadPool)
+    case inline
+
+    /// Frames and prompts this large are handled off the event loop.
+    static let threshold = 64 << 10
+
+    func run<T: Sendable>(on loop: any EventLoop, _ work: @escaping @Sendable () -> T) -> EventLoopFuture<T> {
+        switch self {
+        case .pool(let pool): return pool.runIfActive(eventLoop: loop, work)
+        case .inline: return loop.makeSucceededFuture(work())
+        }
+    }
+}
+
+/// One client connection: frame payloads in, replies out, several requests in flight. Lives on
 /// its channel's event loop; updates from the engine thread hop onto that loop before they touch
 /// this handler.
-final class ConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = JSONObject
-    typealias OutboundOut = JSONObject
+///
+/// What one client may hold is bounded (docs/protocol.md, "Limits"): requests in flight, reply
+/// bytes it leaves unread (past `maxUnsentBytes` its requests are not read, and a reader stuck for
+/// `stalledReaderSeconds` is dropped), a frame it leaves unfinished (`frameTimeoutSeconds`), and
+/// an idle connection (`idleTimeoutSeconds`).
+final class ConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// A request this connection has not answered yet.
     private enum InFlight {
@@ -18,52 +46,200 @@ final class ConnectionHandler: ChannelInboundHandler {
         case job
     }
 
+    /// A frame's payload, read.
+    private enum Incoming: Sendable {
+        /// Not a JSON object: the stream cannot be trusted further.
+        case unreadable(ProtocolError)
+        /// An object, but not a valid request: answered, and the connection stays.
+        case invalid(JSONObject, ProtocolError)
+        case request(Request)
+    }
+
+    /// A step event held while the client is not reading: consecutive steps of one phase merge,
+    /// so what is held for an ask never exceeds its own text.
+    private struct HeldStep {
+        var text: String
+        var answer: Bool
+        var fromDraft: Bool
+    }
+
     private let service: Methods
+    private let limits: ConnectionLimits
+    private let gate: ConnectionGate
+    private let offload: Offload
+    private let frames: FrameEncoder
+    private let log = Logger(label: "lookaheadd.connection")
     private var context: ChannelHandlerContext?
     private var inFlight: [JSONValue: InFlight] = [:]
     /// The peer's uid (SO_PEERCRED), read once the connection is up; jobs belong to it.
     private var peerUID: UInt32?
+    private var admitted = false
+    private var closing = false
 
-    init(service: Methods) { self.service = service }
+    /// Payloads read and not yet handled: they wait while an earlier one is handled off the loop,
+    /// so requests are handled in the order they were sent.
+    private var backlog = CircularBuffer<ByteBuffer>()
+    private var offloading = false
+    /// A `read` held back (the client is not reading its replies, or work is off the loop).
+    private var readHeld = false
+    private var held: [JSONValue: [HeldStep]] = [:]
 
-    func channelActive(context: ChannelHandlerContext) {
-        let me = NIOLoopBound(self, eventLoop: context.eventLoop)
-        context.channel.peerCredentials().whenSuccess { me.value.peerUID = $0?.uid }
-        context.fireChannelActive()
+    private var lastActivity = NIODeadline.uptimeNanoseconds(0)
+    private var partialSince: NIODeadline?
+    private var unwritableSince: NIODeadline?
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
+
+    init(service: Methods, limits: ConnectionLimits, gate: ConnectionGate, offload: Offload) {
+        self.service = service
+        self.limits = limits
+        self.gate = gate
+        self.offload = offload
+        frames = FrameEncoder(maxPayload: limits.maxFrameBytes)
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
+    func channelActive(context: ChannelHandlerContext) {
+        lastActivity = context.eventLoop.now
+        let me = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.channel.peerCredentials().whenComplete { result in
+            let uid = (try? result.get())?.uid
+            me.value.enter(uid: uid)
+        }
+        context.fireChannelActive()
+    }
+
+    private func enter(uid: UInt32?) {
+        peerUID = uid
+        if let refusal = gate.enter(uid: uid) {
+            fail(refusal)
+            return
+        }
+        admitted = true
+        armTimer()
+    }
+
+    /// A client that goes away cancels what it asked for; its sessions free their sequences at the
+    /// next tick.
+    func channelInactive(context: ChannelHandlerContext) {
+        for case .ask(let ticket?) in inFlight.values { service.batcher.cancel(ticket) }
+        inFlight.removeAll()
+        held.removeAll()
+        backlog.removeAll()
+        timer?.cancel()
+        if admitted {
+            admitted = false
+            gate.leave(uid: peerUID)
+        }
+        context.fireChannelInactive()
+    }
+
+    // MARK: Reading
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let object = unwrapInboundIn(data)
-        let request: Request
-        do {
-            request = try Request(json: object)
-        } catch {
-            send(ErrorReply(replyingTo: object, error: error).json)
-            return
-        }
-        guard inFlight[request.id] == nil else {
-            send(ErrorReply(id: request.id, error: ProtocolError(
-                .invalidRequest, "id \(request.id) is already in flight on this connection", field: "id")).json)
-            return
-        }
-        do {
-            try dispatch(request)
-        } catch {
-            service.count(method: request.method, outcome: error.code.rawValue)
-            send(ErrorReply(id: request.id, error: error).json)
+        lastActivity = context.eventLoop.now
+        partialSince = nil
+        backlog.append(unwrapInboundIn(data))
+        drain()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case .partialFrame? = event as? FrameDecoderEvent else { return context.fireUserInboundEventTriggered(event) }
+        lastActivity = context.eventLoop.now
+        if partialSince == nil {
+            partialSince = lastActivity
+            armTimer()
         }
     }
 
+    /// Reads stop while the client leaves its replies unread or a request is being handled off
+    /// the loop: what a client can make the daemon hold stays bounded.
+    func read(context: ChannelHandlerContext) {
+        if offloading || !context.channel.isWritable {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    private func resumeReading() {
+        guard readHeld, !offloading, let context, context.channel.isWritable else { return }
+        readHeld = false
+        context.read()
+    }
+
+    private func drain() {
+        while !offloading, !closing, let payload = backlog.popFirst() {
+            if payload.readableBytes < Offload.threshold {
+                handle(Self.read(payload))
+            } else {
+                offloaded({ Self.read(payload) }) { $0.handle($1) }
+            }
+        }
+        armTimer()
+    }
+
+    /// Runs `work` off the loop, then `then` back on it; frames that arrive meanwhile wait.
+    private func offloaded<T: Sendable>(_ work: @escaping @Sendable () -> T, then: @escaping (ConnectionHandler, T) -> Void) {
+        guard let context else { return }
+        offloading = true
+        let me = NIOLoopBound(self, eventLoop: context.eventLoop)
+        offload.run(on: context.eventLoop, work).whenComplete { result in
+            let handler = me.value
+            handler.offloading = false
+            switch result {
+            case .success(let value): then(handler, value)
+            case .failure: handler.fail(ProtocolError(.busy, "the daemon is shutting down"))
+            }
+            handler.drain()
+            handler.resumeReading()
+        }
+    }
+
+    private static func read(_ payload: ByteBuffer) -> Incoming {
+        let object: JSONObject
+        do { object = try JSONCodec.decodeObject(payload.readableBytesView) } catch { return .unreadable(error) }
+        do { return .request(try Request(json: object)) } catch { return .invalid(object, error) }
+    }
+
+    private func handle(_ incoming: Incoming) {
+        switch incoming {
+        case .unreadable(let error):
+            fail(error)
+        case .invalid(let object, let error):
+            send(ErrorReply(replyingTo: object, error: error).json)
+        case .request(let request):
+            guard inFlight[request.id] == nil else {
+                return refuse(request, ProtocolError(.invalidRequest, "id \(request.id) is already in flight on this connection", field: "id"))
+            }
+            do {
+                try dispatch(request)
+            } catch {
+                refuse(request, error)
+            }
+        }
+    }
+
+    private func refuse(_ request: Request, _ error: ProtocolError) {
+        service.count(method: request.method, outcome: error.code.rawValue)
+        send(ErrorReply(id: request.id, error: error).json)
+    }
+
+    // MARK: Methods
+
     private func dispatch(_ request: Request) throws(ProtocolError) {
         let p = request.params
-        switch request.method {
-        case "ask":
-            try ask(request)
-        case "cancel":
+        guard let method = Method(rawValue: request.method) else {
+            throw ProtocolError(.unknownMethod, "unknown method '\(request.method)'", field: "method")
+        }
+        switch method {
+        case .ask:
+            try roomInFlight()
+            ask(request)
+        case .cancel:
             try p.rejectUnknown(allowed: ["id"])
             guard let target = p["id"], target.stringValue != nil || target.intValue != nil else {
                 throw ProtocolError(.invalidParams, "id (a string or integer) is required", field: "id")
@@ -78,22 +254,29 @@ final class ConnectionHandler: ChannelInboundHandler {
                 if let ticket { service.batcher.cancel(ticket) }
             }
             reply(request, .object(["cancelled": target]))
-        case "status":
+        case .status:
             try p.rejectUnknown(allowed: [])
             reply(request, service.status())
-        case "models":
+        case .models:
             try p.rejectUnknown(allowed: [])
             reply(request, service.models)
-        case "metrics":
+        case .metrics:
             try p.rejectUnknown(allowed: [])
             reply(request, .object(["content_type": "text/plain; version=0.0.4", "text": .string(service.metrics())]))
-        case "version":
+        case .version:
             try p.rejectUnknown(allowed: [])
             reply(request, service.version())
-        case _ where request.method.hasPrefix("jobs."):
+        case .jobsSubmit, .jobsList, .jobsGet, .jobsResults, .jobsCancel:
+            try roomInFlight()
             try jobs(request)
-        default:
-            throw ProtocolError(.unknownMethod, "unknown method '\(request.method)'", field: "method")
+        }
+    }
+
+    /// Only asks and jobs calls stay in flight; the rest are answered at once (a `cancel` too, so
+    /// a client at its limit can still cancel).
+    private func roomInFlight() throws(ProtocolError) {
+        guard inFlight.count < limits.maxInflightPerConnection else {
+            throw ProtocolError(.busy, "\(inFlight.count) requests are in flight on this connection, its limit (max_inflight_per_connection)")
         }
     }
 
@@ -102,9 +285,24 @@ final class ConnectionHandler: ChannelInboundHandler {
         send(ResultReply(id: request.id, result: result).json)
     }
 
-    private func ask(_ request: Request) throws(ProtocolError) {
-        let ask = try service.asks.prepare(request.params)
-        guard let loop = context?.eventLoop else { return }
+    /// A long prompt is tokenised off the loop; the ask is submitted back on it.
+    private func ask(_ request: Request) {
+        let asks = service.asks, params = request.params
+        let prepare: @Sendable () -> Result<PreparedAsk, ProtocolError> = { Result { () throws(ProtocolError) in try asks.prepare(params) } }
+        if (params["prompt"]?.stringValue?.utf8.count ?? 0) >= Offload.threshold {
+            offloaded(prepare) { $0.submit(request, $1) }
+        } else {
+            submit(request, prepare())
+        }
+    }
+
+    private func submit(_ request: Request, _ prepared: Result<PreparedAsk, ProtocolError>) {
+        guard let loop = context?.eventLoop, !closing else { return }
+        let ask: PreparedAsk
+        switch prepared {
+        case .success(let a): ask = a
+        case .failure(let error): return refuse(request, error)
+        }
         let me = NIOLoopBound(self, eventLoop: loop)
         let id = request.id
         let sink: @Sendable (SessionUpdate) -> Void = { update in
@@ -114,10 +312,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         inFlight[id] = .ask(nil)
         do {
             inFlight[id] = .ask(try service.batcher.submit(BatcherRequest(
-                prompt: ask.prompt, config: ask.config, priority: .interactive, sink: sink)))
+                prompt: ask.prompt, config: ask.config, priority: .interactive, owner: peerUID, sink: sink)))
         } catch {
             inFlight[id] = nil
-            throw ProtocolError(error: error, field: "prompt")
+            refuse(request, ProtocolError(error: error, field: "prompt"))
         }
     }
 
@@ -135,12 +333,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func finishJob(_ request: Request, _ outcome: Result<JSONValue, ProtocolError>) {
         guard inFlight.removeValue(forKey: request.id) != nil else { return }
         switch outcome {
-        case .success(let result):
-            reply(request, result)
-        case .failure(let error):
-            service.count(method: request.method, outcome: error.code.rawValue)
-            send(ErrorReply(id: request.id, error: error).json)
+        case .success(let result): reply(request, result)
+        case .failure(let error): refuse(request, error)
         }
+        armTimer()
     }
 
     private func deliver(_ id: JSONValue, _ update: SessionUpdate, ask: PreparedAsk) {
@@ -149,40 +345,197 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .started:
             break
         case .step(let text, let answer, let fromDraft):
-            send(Event(id: id, event: "step", data: [
-                "text": .string(text), "phase": .string(answer ? "answer" : "thinking"), "from_draft": .bool(fromDraft),
-            ]).json)
+            let step = HeldStep(text: text, answer: answer, fromDraft: fromDraft)
+            if let context, context.channel.isWritable {
+                send(Self.event(id, step))
+            } else {
+                hold(id, step)
+            }
         case .finished(let generation):
-            inFlight[id] = nil
-            service.count(method: "ask", outcome: "result")
+            finish(id)
+            service.count(method: Method.ask.rawValue, outcome: "result")
             send(ResultReply(id: id, result: .object(AskResult(generation, mode: ask.config.mode, verifier: ask.verifier).json)).json)
         case .failed(let error):
-            inFlight[id] = nil
+            finish(id)
             let e = ProtocolError(error: error, field: nil)
-            service.count(method: "ask", outcome: e.code.rawValue)
+            service.count(method: Method.ask.rawValue, outcome: e.code.rawValue)
             send(ErrorReply(id: id, error: e).json)
         }
     }
 
-    private func send(_ frame: JSONObject) {
-        context?.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+    /// Ends an ask's stream: steps held for it go out before its final frame.
+    private func finish(_ id: JSONValue) {
+        inFlight[id] = nil
+        for step in held.removeValue(forKey: id) ?? [] { send(Self.event(id, step)) }
+        armTimer()
     }
+
+    private func hold(_ id: JSONValue, _ step: HeldStep) {
+        var steps = held[id] ?? []
+        if let last = steps.last, last.answer == step.answer {
+            steps[steps.count - 1] = HeldStep(text: last.text + step.text, answer: step.answer,
+                                              fromDraft: last.fromDraft && step.fromDraft)
+        } else {
+            steps.append(step)
+        }
+        held[id] = steps
+    }
+
+    private static func event(_ id: JSONValue, _ step: HeldStep) -> JSONObject {
+        Event(id: id, event: "step", data: [
+            "text": .string(step.text), "phase": .string(step.answer ? "answer" : "thinking"), "from_draft": .bool(step.fromDraft),
+        ]).json
+    }
+
+    // MARK: Writing
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            unwritableSince = nil
+            let steps = held
+            held.removeAll()
+            for (id, list) in steps { for step in list { send(Self.event(id, step)) } }
+            resumeReading()
+        } else if unwritableSince == nil {
+            unwritableSince = context.eventLoop.now
+            armTimer()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Every frame goes out through here, within the frame limit: a result or error that would not
+    /// fit becomes a small `too_large` error for its request, an event that would not fit is dropped
+    /// (its text still comes in the result).
+    private func send(_ message: JSONObject) {
+        guard let context else { return }
+        let bytes: [UInt8]
+        do {
+            bytes = try frames.encode(message)
+        } catch {
+            guard message["event"] == nil else {
+                log.warning("dropped an event over max_frame_bytes", metadata: ["error": "\(error)"])
+                return
+            }
+            bytes = standIn(for: message, error)
+        }
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+    }
+
+    private func standIn(for message: JSONObject, _ error: ProtocolError) -> [UInt8] {
+        let tooLarge = ProtocolError(.tooLarge, "the reply is over max_frame_bytes: \(error.message)")
+        // An id of escaped characters can need six bytes a byte: then the error goes without it.
+        for id in [message["id"], nil] {
+            if let bytes = try? frames.encode(ErrorReply(id: id, error: tooLarge).json) { return bytes }
+        }
+        preconditionFailure("max_frame_bytes is at least 1024, and this error is shorter")
+    }
+
+    // MARK: Failing and timing out
 
     /// A frame that cannot be read (too large, not JSON) ends the connection: the stream cannot be
     /// resynchronised. One error frame without an id says why.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        let e = (error as? ProtocolError) ?? ProtocolError(.invalidRequest, "\(error)")
+        fail((error as? ProtocolError) ?? ProtocolError(.invalidRequest, "\(error)"))
+    }
+
+    /// Ends the connection with one error frame without an id.
+    private func fail(_ error: ProtocolError) {
+        guard let context, !closing else { return }
+        closing = true
+        backlog.removeAll()
         let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(ErrorReply(id: nil, error: e).json)).whenComplete { _ in
+        // A client that is not reading would never let the error frame out; it is closed at once.
+        guard channel.isWritable, let frame = try? frames.encode(ErrorReply(id: nil, error: error).json) else {
+            return context.close(promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(bytes: frame))).whenComplete { _ in
             channel.close(promise: nil)
         }
     }
 
-    /// A client that goes away cancels what it asked for; its sessions free their sequences at the
-    /// next tick.
-    func channelInactive(context: ChannelHandlerContext) {
-        for case .ask(let ticket?) in inFlight.values { service.batcher.cancel(ticket) }
-        inFlight.removeAll()
-        context.fireChannelInactive()
+    /// When the connection is idle with nothing in flight, it may be closed after a while.
+    private var idleDeadline: NIODeadline? {
+        guard inFlight.isEmpty, partialSince == nil, !offloading, limits.idleTimeoutSeconds > 0 else { return nil }
+        return lastActivity + Self.amount(limits.idleTimeoutSeconds)
     }
+
+    /// One timer per connection, set for the nearest deadline; when it fires, it judges all of them.
+    private func armTimer() {
+        guard let context, admitted, !closing else { return }
+        let deadlines = [
+            partialSince.map { $0 + Self.amount(limits.frameTimeoutSeconds) },
+            unwritableSince.map { $0 + Self.amount(limits.stalledReaderSeconds) },
+            idleDeadline,
+        ]
+        guard let next = deadlines.compactMap({ $0 }).min() else { return }
+        if let armed = timerDeadline, armed <= next { return }
+        timer?.cancel()
+        timerDeadline = next
+        let me = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: next) { me.value.timerFired() }
+    }
+
+    private func timerFired() {
+        timer = nil
+        timerDeadline = nil
+        guard let context, !closing else { return }
+        let now = context.eventLoop.now
+        if let since = partialSince, since + Self.amount(limits.frameTimeoutSeconds) <= now {
+            fail(ProtocolError(.timeout, "a frame was begun and not finished within \(limits.frameTimeoutSeconds) s (frame_timeout_seconds)"))
+        } else if let since = unwritableSince, since + Self.amount(limits.stalledReaderSeconds) <= now {
+            // Nothing more can be written to a client that reads nothing: close without a word.
+            log.notice("closing a connection whose replies went unread", metadata: [
+                "uid": "\(peerUID.map(String.init) ?? "unknown")", "seconds": "\(limits.stalledReaderSeconds)",
+                "in_flight": "\(inFlight.count)",
+            ])
+            closing = true
+            context.close(promise: nil)
+        } else if let idle = idleDeadline, idle <= now {
+            fail(ProtocolError(.timeout, "idle for \(limits.idleTimeoutSeconds) s with nothing in flight (idle_timeout_seconds)"))
+        } else {
+            armTimer()
+        }
+    }
+
+    private static func amount(_ seconds: Double) -> TimeAmount { .nanoseconds(Int64(seconds * 1e9)) }
+}
+
+/// Open connections, in all and per uid, against their limits; shared by every connection.
+final class ConnectionGate: Sendable {
+    private struct Counts {
+        var total = 0
+        var byUser: [UInt32?: Int] = [:]
+    }
+
+    private let limits: ConnectionLimits
+    private let counts = Mutex(Counts())
+
+    init(limits: ConnectionLimits) { self.limits = limits }
+
+    /// Counts a new connection in, or says why it may not come in.
+    func enter(uid: UInt32?) -> ProtocolError? {
+        counts.withLock { c in
+            if c.total >= limits.maxConnections {
+                return ProtocolError(.busy, "the daemon has \(c.total) connections open, its limit (max_connections)")
+            }
+            let mine = c.byUser[uid, default: 0]
+            if mine >= limits.maxConnectionsPerUser {
+                let who = uid.map { "uid \($0)" } ?? "a peer of unknown uid"
+                return ProtocolError(.busy, "\(who) has \(mine) connections open, the limit per user (max_connections_per_user)")
+            }
+            c.total += 1
+            c.byUser[uid] = mine + 1
+            return nil
+        }
+    }
+
+    func leave(uid: UInt32?) {
+        counts.withLock { c in
+            c.total -= 1
+            let left = c.byUser[uid, default: 1] - 1
+            c.byUser[uid] = left > 0 ? left : nil
+        }
+    }
+
+    var open: Int { counts.withLock { $0.total } }
 }

@@ -250,7 +250,7 @@ public final class JobRunner: @unchecked Sendable {
         }
         do {
             flights[key]?.ticket = try batcher.submit(BatcherRequest(
-                prompt: ask.prompt, config: ask.config, priority: .batch, sink: sink))
+                prompt: ask.prompt, config: ask.config, priority: .batch, owner: line.owner, sink: sink))
         } catch .shuttingDown {
             settle(key, .released)
         } catch {

@@ -18,6 +18,8 @@ public final class Methods: Sendable {
     public let batcher: Batcher
     public let jobs: JobRunner
     public let asks: AskPreparer
+    /// Every connection passes through it, so `status` can count them.
+    let connections: ConnectionGate
     let models: JSONValue
     let started = monotonicSeconds()
     let backend: String
@@ -29,6 +31,7 @@ public final class Methods: Sendable {
         self.batcher = batcher
         self.jobs = jobs
         self.asks = asks
+        connections = ConnectionGate(limits: config.connectionLimits)
         backend = config.gpuLayers != 0 ? "gpu" : "cpu"
     }
 
@@ -74,6 +77,7 @@ public final class Methods: Sendable {
                                "target_tokens": JSONValue(t.targetPassTokens), "draft": JSONValue(t.draftPasses)]),
             "requests": .object(["finished": JSONValue(t.finished), "cancelled": JSONValue(t.cancelled),
                                  "failed": JSONValue(t.failed)]),
+            "connections": .object(["open": JSONValue(connections.open), "max": JSONValue(config.maxConnections)]),
             "tokens_per_second": .double(tps),
             "engine_threads": .object(["now": JSONValue(s.engineThreads), "max": JSONValue(config.threads),
                                        "changes": JSONValue(s.threadChanges)]),
@@ -86,8 +90,12 @@ public final class Methods: Sendable {
                  "llama_cpp": .string("0c1e57098"), "backend": .string(backend)])
     }
 
+    /// Counts a request's end. Methods are counted by name only when the protocol defines them
+    /// (any other name is `other`): a client's string must not become a label, or one line per
+    /// name it invents.
     func count(method: String, outcome: String) {
-        counters.withLock { $0[RequestOutcome(method: method, outcome: outcome), default: 0] += 1 }
+        let name = Method(rawValue: method)?.rawValue ?? "other"
+        counters.withLock { $0[RequestOutcome(method: name, outcome: outcome), default: 0] += 1 }
     }
 
     /// Prometheus text exposition, format 0.0.4.
@@ -103,7 +111,7 @@ public final class Methods: Sendable {
         }
         metric("requests_total", "counter", "Requests finished, by method and outcome.",
                counters.withLock { $0 }.sorted { $0.key < $1.key }.map {
-                   ("{method=\"\($0.key.method)\",outcome=\"\($0.key.outcome)\"}", Double($0.value))
+                   ("{method=\"\(prometheusLabel($0.key.method))\",outcome=\"\(prometheusLabel($0.key.outcome))\"}", Double($0.value))
                })
         metric("generated_tokens_total", "counter", "Tokens generated.", [("", Double(t.generatedTokens))])
         metric("draft_steps_total", "counter", "Draft steps judged at the commit point, by verdict.",
@@ -122,6 +130,21 @@ public final class Methods: Sendable {
         metric("uptime_seconds", "gauge", "Seconds since start.", [("", monotonicSeconds() - started)])
         return out
     }
+}
+
+/// A label value as the text exposition format writes it: backslash, double quote and line feed
+/// escaped, so no value can end its label or its line.
+func prometheusLabel(_ value: String) -> String {
+    var out = ""
+    for c in value.unicodeScalars {
+        switch c {
+        case "\\": out += "\\\\"
+        case "\"": out += "\\\""
+        case "\n": out += "\\n"
+        default: out.unicodeScalars.append(c)
+        }
+    }
+    return out
 }
 
 /// A line of `requests_total`: a method and how it ended.

@@ -11,22 +11,29 @@ public enum Listener: Sendable, Equatable {
     case path(String, mode: UInt32)
 }
 
-/// The Unix-socket server: SwiftNIO with our own frame codec in front of `ConnectionHandler`.
+/// The Unix-socket server: SwiftNIO with our own frame decoder in front of `ConnectionHandler`.
 public final class Server: Sendable {
     private let group: MultiThreadedEventLoopGroup
+    /// Parses large frames and tokenises long prompts, off the event loop.
+    private let pool: NIOThreadPool
     private let channel: any Channel
     public let description: String
 
-    public init(service: Methods, listener: Listener, maxFrameBytes: Int) throws {
+    public init(service: Methods, listener: Listener) throws {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        let limits = service.config.connectionLimits, offload = Offload.pool(pool)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
+            // Past the high mark of unsent reply bytes a connection turns unwritable and its
+            // requests are no longer read; below the low mark it reads again.
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: limits.maxUnsentBytes / 2, high: limits.maxUnsentBytes))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
-                        ByteToMessageHandler(NIOFrameDecoder(maxPayload: maxFrameBytes)),
-                        MessageToByteHandler(NIOFrameEncoder(maxPayload: maxFrameBytes)),
-                        ConnectionHandler(service: service),
+                        ByteToMessageHandler(NIOFrameDecoder(maxPayload: limits.maxFrameBytes)),
+                        ConnectionHandler(service: service, limits: limits, gate: service.connections, offload: offload),
                     ])
                 }
             }
@@ -46,6 +53,7 @@ public final class Server: Sendable {
             }
         } catch {
             try? group.syncShutdownGracefully()
+            try? pool.syncShutdownGracefully()
             throw error
         }
     }
@@ -67,7 +75,10 @@ public final class Server: Sendable {
     /// Stops accepting; open connections stay until `shutdown`.
     public func stopAccepting() { try? channel.close().wait() }
 
-    public func shutdown() { try? group.syncShutdownGracefully() }
+    public func shutdown() {
+        try? group.syncShutdownGracefully()
+        try? pool.syncShutdownGracefully()
+    }
 }
 
 public struct ServerError: Error, CustomStringConvertible {

@@ -1,6 +1,21 @@
+/// The methods this protocol defines (docs/protocol.md). A request may name any string; this is
+/// what the daemon serves and counts by name.
+public enum Method: String, Sendable, CaseIterable {
+    case ask, cancel, status, models, metrics, version
+    case jobsSubmit = "jobs.submit"
+    case jobsList = "jobs.list"
+    case jobsGet = "jobs.get"
+    case jobsResults = "jobs.results"
+    case jobsCancel = "jobs.cancel"
+}
+
 /// A client's request: `{"id", "method", "params"}`. The id is the client's, echoed on every
 /// frame that answers it; several requests may be in flight on one connection.
 public struct Request: Sendable, Hashable {
+    /// Longest string id: every frame that answers the request echoes it, so it must stay small
+    /// beside any reply the daemon may have to send in its place (a `too_large` error).
+    public static let maxIDBytes = 256
+
     /// A string or an integer.
     public var id: JSONValue
     public var method: String
@@ -39,13 +54,17 @@ public struct Request: Sendable, Hashable {
 
     static func isValidID(_ id: JSONValue) -> Bool {
         switch id {
-        case .string, .int: return true
+        case .string(let s): return s.utf8.count <= maxIDBytes
+        case .int: return true
         default: return false
         }
     }
 
     static func id(in json: JSONObject) throws(ProtocolError) -> JSONValue {
         guard let id = json["id"] else { throw Envelope.missing("id") }
+        if case .string(let s) = id, s.utf8.count > maxIDBytes {
+            throw ProtocolError(.invalidRequest, "id is \(s.utf8.count) bytes; the limit is \(maxIDBytes)", field: "id")
+        }
         guard isValidID(id) else { throw Envelope.wrong("id", "a string or an integer", id) }
         return id
     }

@@ -9,6 +9,7 @@ public enum ErrorCode: String, Sendable, Hashable, CaseIterable {
     case forbidden
     case busy
     case cancelled
+    case timeout
     case `internal`
 }
 
@@ -21,10 +22,30 @@ public struct ProtocolError: Error, Sendable, Hashable, CustomStringConvertible 
     /// The parameter or envelope field at fault, for programs.
     public var field: String?
 
+    /// Longest `message` and `field` sent: both may quote what a client sent (an unknown key, a
+    /// method name), and an error must stay small whatever the request was.
+    public static let maxMessageBytes = 1024
+    public static let maxFieldBytes = 128
+
     public init(_ code: ErrorCode, _ message: String, field: String? = nil) {
         self.code = code
-        self.message = message
-        self.field = field
+        self.message = Self.clamped(message, to: Self.maxMessageBytes)
+        self.field = field.map { Self.clamped($0, to: Self.maxFieldBytes) }
+    }
+
+    /// `text` cut to at most `limit` UTF-8 bytes on a scalar boundary, marked with "…" when cut.
+    static func clamped(_ text: String, to limit: Int) -> String {
+        guard text.utf8.count > limit else { return text }
+        let ellipsis = "…"
+        var kept = 0
+        var end = text.unicodeScalars.startIndex
+        for scalar in text.unicodeScalars {
+            let size = UTF8.width(scalar)
+            guard kept + size <= limit - ellipsis.utf8.count else { break }
+            kept += size
+            end = text.unicodeScalars.index(after: end)
+        }
+        return String(text.unicodeScalars[..<end]) + ellipsis
     }
 
     public var description: String { "\(code.rawValue): \(message)" }

@@ -11,12 +11,16 @@ public struct BatcherRequest: Sendable {
     public var prompt: [Token]
     public var config: SessionConfig
     public var priority: Priority
+    /// Who asked (a uid): owners take turns at admission. nil groups the requests of unknown peers.
+    public var owner: UInt32?
     public var sink: @Sendable (SessionUpdate) -> Void
 
-    public init(prompt: [Token], config: SessionConfig, priority: Priority, sink: @escaping @Sendable (SessionUpdate) -> Void) {
+    public init(prompt: [Token], config: SessionConfig, priority: Priority, owner: UInt32?,
+                sink: @escaping @Sendable (SessionUpdate) -> Void) {
         self.prompt = prompt
         self.config = config
         self.priority = priority
+        self.owner = owner
         self.sink = sink
     }
 }
@@ -37,49 +41,6 @@ public struct BatcherStatus: Sendable, Equatable {
     public var engineThreads = 0
     public var threadChanges = 0
     public var stopping = false
-}
-
-/// Requests waiting for admission, interactive before batch, each priority in arrival order.
-struct AdmissionQueue {
-    private(set) var entries: [(ticket: Ticket, request: BatcherRequest)] = []
-
-    var count: Int { entries.count }
-    var isEmpty: Bool { entries.isEmpty }
-    var interactiveCount: Int { entries.count { $0.request.priority == .interactive } }
-
-    mutating func insert(_ ticket: Ticket, _ request: BatcherRequest) {
-        let at = entries.firstIndex { $0.request.priority > request.priority } ?? entries.count
-        entries.insert((ticket, request), at: at)
-    }
-
-    /// Removes and returns the requests with these tickets.
-    mutating func remove(_ tickets: Set<Ticket>) -> [BatcherRequest] {
-        guard !tickets.isEmpty else { return [] }
-        var removed: [BatcherRequest] = []
-        entries.removeAll { entry in
-            guard tickets.contains(entry.ticket) else { return false }
-            removed.append(entry.request)
-            return true
-        }
-        return removed
-    }
-
-    mutating func removeAll() -> [BatcherRequest] {
-        defer { entries.removeAll() }
-        return entries.map(\.request)
-    }
-
-    /// The head requests that fit `room`, in order, up to the first that does not.
-    mutating func admit(into room: inout Room) -> [(ticket: Ticket, request: BatcherRequest)] {
-        var taken = 0
-        for entry in entries {
-            let r = entry.request
-            guard room.take(promptTokens: r.prompt.count, config: r.config, priority: r.priority) else { break }
-            taken += 1
-        }
-        defer { entries.removeFirst(taken) }
-        return Array(entries.prefix(taken))
-    }
 }
 
 /// The engine thread and its admission queue. Every llama context is used from this one thread
@@ -131,8 +92,13 @@ public final class Batcher: Sendable {
     public func submit(_ request: BatcherRequest) throws(BatcherError) -> Ticket {
         try capacity.check(promptTokens: request.prompt.count, config: request.config)
         let ticket = Ticket.next()
+        let maxQueued = capacity.limits.maxQueued
         try inbox.withLock { (inbox) throws(BatcherError) in
             guard !inbox.stopping else { throw .shuttingDown }
+            // Batch lines are bounded by the job runner, which submits only what can run soon.
+            if request.priority == .interactive, inbox.queue.interactiveCount >= maxQueued {
+                throw .busy("\(maxQueued) interactive requests are already queued (max_queued_sessions); retry later")
+            }
             inbox.queue.insert(ticket, request)
         }
         wake.signal()

@@ -27,6 +27,8 @@ public enum BatcherError: Error, Sendable, Equatable, CustomStringConvertible {
     case engine(String)
     /// Asks for something this daemon did not load (a verifier, the draft model).
     case unavailable(String)
+    /// The queue is full; nothing was queued.
+    case busy(String)
 
     public var description: String {
         switch self {
@@ -35,6 +37,7 @@ public enum BatcherError: Error, Sendable, Equatable, CustomStringConvertible {
         case .tooLarge(let m): return m
         case .engine(let m): return "engine failure: \(m)"
         case .unavailable(let m): return m
+        case .busy(let m): return m
         }
     }
 }
@@ -52,9 +55,12 @@ public struct BatcherLimits: Sendable, Equatable {
     public var maxSessions: Int
     /// Of those, how many may be batch work, so interactive asks always find room.
     public var maxBatchSessions: Int
-    public init(maxSessions: Int = 4, maxBatchSessions: Int = 2) {
+    /// Interactive requests waiting for admission; more are refused as busy.
+    public var maxQueued: Int
+    public init(maxSessions: Int = 4, maxBatchSessions: Int = 2, maxQueued: Int = 256) {
         self.maxSessions = maxSessions
         self.maxBatchSessions = maxBatchSessions
+        self.maxQueued = maxQueued
     }
 }
 

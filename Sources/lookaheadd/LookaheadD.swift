@@ -83,7 +83,8 @@ struct LookaheadD: AsyncParsableCommand {
         let batcher = Batcher(scheduler: engines.makeScheduler(limits: settings.limits), heartbeat: heartbeat)
         let targetModel = engines.targetModel
         let asks = AskPreparer(defaults: settings.sessionDefaults(), maxTokensLimit: settings.maxTokensLimit,
-                               maxPromptTokens: settings.maxPromptTokens, defaultVerifier: engineConfig.verifier.kind,
+                               maxPromptTokens: settings.maxPromptTokens,
+                               maxBytesPerToken: targetModel.vocab.maxBytesPerToken(), defaultVerifier: engineConfig.verifier.kind,
                                capacity: batcher.capacity) { try Engines.promptTokens($0, model: targetModel) }
         let environment = processEnvironment()
         let jobs = JobRunner(
@@ -99,7 +100,7 @@ struct LookaheadD: AsyncParsableCommand {
             let path = settings.socket.isEmpty ? SocketPath.daemonDefault(environment: environment) : settings.socket
             listener = .path(path, mode: settings.socketMode)
         }
-        let server = try Server(service: methods, listener: listener, maxFrameBytes: settings.maxFrameBytes)
+        let server = try Server(service: methods, listener: listener)
         log.info("listening", metadata: ["socket": "\(server.description)"])
         return DaemonLifecycle.services(server: server, batcher: batcher, jobs: jobs, grace: settings.shutdownGraceSeconds)
     }

@@ -32,7 +32,7 @@ private enum Mode: String, CaseIterable { case ar, sd, lookahead, lookaheadSD = 
     @Test func errorCodesAreExactlyTheVocabulary() {
         #expect(ErrorCode.allCases.map(\.rawValue) == [
             "invalid_request", "unknown_method", "invalid_params", "too_large", "not_found", "forbidden", "busy",
-            "cancelled", "internal",
+            "cancelled", "timeout", "internal",
         ])
     }
 

@@ -78,10 +78,44 @@ final class Heard: Sendable {
 
 @Suite("Admission queue and room")
 struct AdmissionTests {
-    func request(_ priority: Priority, promptTokens: Int = 4, mode: Mode = .ar) -> BatcherRequest {
+    func request(_ priority: Priority, promptTokens: Int = 4, mode: Mode = .ar, owner: UInt32? = nil) -> BatcherRequest {
         var c = SessionConfig(mode: mode)
         c.maxTokens = 32
-        return BatcherRequest(prompt: Array(repeating: 5, count: promptTokens), config: c, priority: priority) { _ in }
+        return BatcherRequest(prompt: Array(repeating: 5, count: promptTokens), config: c, priority: priority, owner: owner) { _ in }
+    }
+
+    @Test func ownersTakeTurnsSoOneUsersFloodDoesNotStarveAnother() {
+        var queue = AdmissionQueue()
+        let flood = (0..<1000).map { _ in Ticket.next() }
+        for t in flood { queue.insert(t, request(.interactive, owner: 1000)) }
+        let one = Ticket.next(), other = Ticket.next()
+        queue.insert(one, request(.interactive, owner: 1001))
+        queue.insert(other, request(.interactive, owner: 1002))
+        var space = room(sessions: 5)
+        #expect(queue.admit(into: &space).map(\.ticket) == [flood[0], one, other, flood[1], flood[2]])
+        #expect(queue.count == 997 && queue.interactiveCount == 997)
+    }
+
+    @Test func cancellingFromAFloodKeepsTheQueueSmallAndItsOrder() {
+        var queue = AdmissionQueue()
+        let tickets = (0..<100_000).map { _ in Ticket.next() }
+        for t in tickets { queue.insert(t, request(.interactive, owner: 7)) }
+        let kept = Set([tickets[5], tickets[99_999]])
+        #expect(queue.remove(Set(tickets).subtracting(kept)).count == 99_998)
+        #expect(queue.count == 2 && queue.heldTickets <= 2 * 2 + 17)
+        var space = room()
+        #expect(queue.admit(into: &space).map(\.ticket) == [tickets[5], tickets[99_999]])
+        #expect(queue.isEmpty && queue.heldTickets == 0)
+    }
+
+    @Test func aFullInteractiveQueueRefusesAsksButNotBatchLines() throws {
+        let rig = Rig()
+        let batcher = Batcher(scheduler: rig.scheduler(BatcherLimits(maxQueued: 2)))
+        for _ in 0..<2 { _ = try batcher.submit(request(.interactive)) }
+        #expect(throws: BatcherError.self) { try batcher.submit(request(.interactive)) }
+        _ = try batcher.submit(request(.batch))
+        #expect(batcher.status.queuedInteractive == 0)   // figures are published by the engine thread
+        batcher.shutdown(grace: 0)
     }
 
     func room(sessions: Int = 8, batch: Int = 8, sequences: Int = 64, kv: Int = 100_000) -> Room {
@@ -262,7 +296,7 @@ struct BatcherThreadTests {
         let batcher = Batcher(scheduler: rig.scheduler(BatcherLimits(maxSessions: 1, maxBatchSessions: 1)))
         let order = Mutex<[String]>([])
         func request(_ name: String, _ priority: Priority, _ heard: Heard) -> BatcherRequest {
-            BatcherRequest(prompt: rig.prompt, config: rig.config(.ar), priority: priority) { update in
+            BatcherRequest(prompt: rig.prompt, config: rig.config(.ar), priority: priority, owner: nil) { update in
                 if case .started = update { order.withLock { $0.append(name) } }
                 heard.sink(update)
             }
@@ -286,8 +320,8 @@ struct BatcherThreadTests {
         let rig = Rig()
         let batcher = Batcher(scheduler: rig.scheduler(BatcherLimits(maxSessions: 1, maxBatchSessions: 1)))
         let running = Heard(), queued = Heard()
-        let first = try? batcher.submit(BatcherRequest(prompt: rig.prompt, config: rig.config(.ar), priority: .interactive, sink: running.sink))
-        let second = try? batcher.submit(BatcherRequest(prompt: rig.prompt, config: rig.config(.ar), priority: .interactive, sink: queued.sink))
+        let first = try? batcher.submit(BatcherRequest(prompt: rig.prompt, config: rig.config(.ar), priority: .interactive, owner: nil, sink: running.sink))
+        let second = try? batcher.submit(BatcherRequest(prompt: rig.prompt, config: rig.config(.ar), priority: .interactive, owner: nil, sink: queued.sink))
         #expect(first != nil && second != nil)
         batcher.cancel(second!)
         batcher.start()
@@ -306,15 +340,15 @@ struct BatcherThreadTests {
         let live = Heard(), queued = Heard()
         var c = rig.config(.ar, maxTokens: 1200)
         c.rules.maxTokens = 4
-        _ = try batcher.submit(BatcherRequest(prompt: rig.prompt, config: c, priority: .interactive, sink: live.sink))
-        _ = try batcher.submit(BatcherRequest(prompt: rig.prompt, config: c, priority: .interactive, sink: queued.sink))
+        _ = try batcher.submit(BatcherRequest(prompt: rig.prompt, config: c, priority: .interactive, owner: nil, sink: live.sink))
+        _ = try batcher.submit(BatcherRequest(prompt: rig.prompt, config: c, priority: .interactive, owner: nil, sink: queued.sink))
         batcher.start()
         while !live.started { usleep(1000) }
         batcher.shutdown(grace: 0.05)
         #expect(queued.failure == .shuttingDown && !queued.started)
         #expect(live.failure == .shuttingDown)
         #expect(throws: BatcherError.shuttingDown) {
-            try batcher.submit(BatcherRequest(prompt: rig.prompt, config: c, priority: .interactive) { _ in })
+            try batcher.submit(BatcherRequest(prompt: rig.prompt, config: c, priority: .interactive, owner: nil) { _ in })
         }
         #expect(rig.target.liveSequences.isEmpty)
     }
