@@ -85,6 +85,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var verifierSpec: VerifierSpec {
         switch verifier {
         case .exact: return .exact
+        case .normalized: return .normalized
         case .embedding: return .embedding(threshold: embeddingThreshold)
         case .judge:
             let model: JudgeModel

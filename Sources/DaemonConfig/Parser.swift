@@ -253,7 +253,7 @@ extension DaemonConfiguration {
         Setting("verifier") { c, v throws(Invalid) in
             // random:P is a benchmark's verifier (`bench --verifier`), not a service's.
             guard let kind = VerifierKind(rawValue: v.text), kind != .random else {
-                throw Invalid("'\(v.text)' is not one of exact, embedding, judge")
+                throw Invalid("'\(v.text)' is not one of exact, normalized, embedding, judge")
             }
             c.verifier = kind
         },

@@ -89,7 +89,7 @@ public enum JobInput {
 
     private static let rules: [String: Rule] = [
         "mode": .choice(["ar", "sd", "lookahead", "lookahead+sd"]),
-        "verifier": .choice(["exact", "embedding", "judge"]),
+        "verifier": .choice(["exact", "normalized", "embedding", "judge"]),
         "max_tokens": .integer(1...Int64.max, "an integer ≥ 1"),
         "seed": .integer(0...Int64.max, "an integer ≥ 0"),
         "gamma": .integer(0...16, "an integer from 0 to 16"),

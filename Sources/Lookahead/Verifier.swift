@@ -16,15 +16,25 @@ public protocol StepVerifier: AnyObject {
     func verify(_ pairs: [StepPair]) throws -> [Bool]
 }
 
-/// Whitespace- and case-insensitive equality: the cheap test tried before any model.
-public final class ExactVerifier: StepVerifier {
-    public init() {}
-    public func verify(_ pairs: [StepPair]) -> [Bool] { pairs.map { ExactVerifier.same($0.target, $0.draft) } }
+/// How a chain's first, model-free stage compares two steps. An accepted draft step is committed
+/// as the draft wrote it, so only byte equality leaves the target's text unchanged.
+public enum TextMatch: Sendable, Hashable {
+    /// The same bytes: the `exact` verifier, lossless with greedy decoding.
+    case bytes
+    /// Equal after folding case and dropping whitespace: `normalized`, and the cheap accept
+    /// tried before a semantic verifier.
+    case folded
 
-    public static func normalise(_ s: String) -> String {
+    public func same(_ a: String, _ b: String) -> Bool {
+        switch self {
+        case .bytes: return a.utf8.elementsEqual(b.utf8)
+        case .folded: return a == b || Self.fold(a) == Self.fold(b)
+        }
+    }
+
+    public static func fold(_ s: String) -> String {
         String(s.lowercased().unicodeScalars.filter { !$0.properties.isWhitespace })
     }
-    public static func same(_ a: String, _ b: String) -> Bool { a == b || normalise(a) == normalise(b) }
 }
 
 /// Two steps whose numbers differ are different steps, however alike they read: MiniLM scored
@@ -207,25 +217,27 @@ public enum StepVerdict: Sendable, Hashable {
     public var accepted: Bool { self == .exact || self == .semanticAccept }
 }
 
-/// The verifier chain every comparison goes through: exact match first; then the numeric guard
+/// The verifier chain every comparison goes through: a text match first; then the numeric guard
 /// vetoes pairs whose numbers differ; then the semantic verifier (embedding or judge), if any,
 /// decides the rest in one batch. Without a semantic verifier it is the exact verifier alone.
 public final class VerifierChain {
     public let semantic: StepVerifier?
     public let numericGuard: Bool
+    public let match: TextMatch
     public private(set) var exact = VerifierCounts()
     public private(set) var semanticCounts = VerifierCounts()
     public private(set) var guardVetoes = 0
 
-    public init(semantic: StepVerifier?, numericGuard: Bool = true) {
+    public init(semantic: StepVerifier?, numericGuard: Bool = true, match: TextMatch = .folded) {
         self.semantic = semantic
         self.numericGuard = numericGuard
+        self.match = match
     }
 
     /// Verdicts with the stage that decided each, so sessions can count their own.
     public func judge(_ pairs: [StepPair]) throws -> [StepVerdict] {
         let t0 = monotonicSeconds()
-        var verdicts = pairs.map { ExactVerifier.same($0.target, $0.draft) ? StepVerdict.exact : .rejected }
+        var verdicts = pairs.map { match.same($0.target, $0.draft) ? StepVerdict.exact : .rejected }
         exact.calls += pairs.count
         exact.accepts += verdicts.filter(\.accepted).count
         exact.seconds += monotonicSeconds() - t0

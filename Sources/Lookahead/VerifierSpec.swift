@@ -1,6 +1,7 @@
 /// Which verifier chain decides a pair: what a request may name.
 public enum VerifierKind: String, CaseIterable, Sendable, Hashable {
-    case exact, embedding, judge
+    /// Byte equality; case- and whitespace-folded equality; cosine similarity; an LLM judge.
+    case exact, normalized, embedding, judge
     /// The paper's random-acceptance ablation (synthetic benchmarks).
     case random
 }
@@ -35,6 +36,7 @@ public enum JudgeModel: Sendable, Hashable, CustomStringConvertible {
 /// threshold), `judge` or `judge:MODEL` (draft, target or a GGUF path), `random:P`.
 public enum VerifierSpec: Sendable, Hashable, CustomStringConvertible {
     case exact
+    case normalized
     case embedding(threshold: Float)
     case judge(model: JudgeModel, margin: Float)
     case random(acceptance: Double)
@@ -48,6 +50,7 @@ public enum VerifierSpec: Sendable, Hashable, CustomStringConvertible {
     public var kind: VerifierKind {
         switch self {
         case .exact: return .exact
+        case .normalized: return .normalized
         case .embedding: return .embedding
         case .judge: return .judge
         case .random: return .random
@@ -58,6 +61,7 @@ public enum VerifierSpec: Sendable, Hashable, CustomStringConvertible {
     public init(kind: VerifierKind) {
         switch kind {
         case .exact: self = .exact
+        case .normalized: self = .normalized
         case .embedding: self = .embedding(threshold: VerifierSpec.defaultThreshold)
         case .judge: self = .judge(model: VerifierSpec.defaultJudge, margin: VerifierSpec.defaultMargin)
         case .random: self = .random(acceptance: 0.5)
@@ -68,11 +72,13 @@ public enum VerifierSpec: Sendable, Hashable, CustomStringConvertible {
         let (name, argument) = text.firstIndex(of: ":").map { (String(text[..<$0]), String(text[text.index(after: $0)...])) }
             ?? (text, nil)
         guard let kind = VerifierKind(rawValue: name) else {
-            throw VerifierSpecError(text: text, reason: "not one of exact, embedding[:THRESHOLD], judge[:draft|target|PATH], random:P")
+            throw VerifierSpecError(text: text, reason: "not one of exact, normalized, embedding[:THRESHOLD], judge[:draft|target|PATH], random:P")
         }
         switch (kind, argument) {
         case (.exact, nil):
             self = .exact
+        case (.normalized, nil):
+            self = .normalized
         case (.embedding, nil), (.judge, nil):
             self = VerifierSpec(kind: kind)
         case (.embedding, let t?):
@@ -90,8 +96,8 @@ public enum VerifierSpec: Sendable, Hashable, CustomStringConvertible {
             self = .random(acceptance: acceptance)
         case (.random, nil):
             throw VerifierSpecError(text: text, reason: "random needs its acceptance: random:P")
-        case (.exact, _?):
-            throw VerifierSpecError(text: text, reason: "exact takes no setting")
+        case (.exact, _?), (.normalized, _?):
+            throw VerifierSpecError(text: text, reason: "\(kind.rawValue) takes no setting")
         }
     }
 
@@ -99,6 +105,7 @@ public enum VerifierSpec: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .exact: return "exact"
+        case .normalized: return "normalized"
         case .embedding(let t): return t == VerifierSpec.defaultThreshold ? "embedding" : "embedding:\(t)"
         case .judge(let model, _): return model == VerifierSpec.defaultJudge ? "judge" : "judge:\(model)"
         case .random(let p): return "random:\(p)"

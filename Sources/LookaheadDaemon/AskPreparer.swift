@@ -70,7 +70,7 @@ public struct AskPreparer: Sendable {
         if let v = try params.optionalString("verifier") {
             // random:P sets α for synthetic benchmarks; it is never a request's choice.
             guard let kind = VerifierKind(rawValue: v), kind != .random else {
-                throw ProtocolError(.invalidParams, "verifier must be exact, embedding or judge, got '\(v)'", field: "verifier")
+                throw ProtocolError(.invalidParams, "verifier must be exact, normalized, embedding or judge, got '\(v)'", field: "verifier")
             }
             guard capacity.verifiers.contains(kind) else {
                 let loaded = capacity.verifiers.map(\.rawValue).sorted().joined(separator: ", ")

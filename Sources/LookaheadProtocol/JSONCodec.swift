@@ -7,7 +7,7 @@ import CJSONC
 /// - Strings round-trip any Unicode, U+0000 included (written `\u0000`). Object *keys* are C
 ///   strings in json-c: a key is cut at U+0000. No key of this protocol contains one.
 /// - A lone UTF-16 surrogate escape (`"\ud800"`) decodes to U+FFFD; raw bytes that are not UTF-8
-///   are an error.
+///   are an error, the well-formed-looking ones json-c lets through included.
 /// - Integers outside Int64 but below 2^64 decode as doubles. json-c saturates larger ones to
 ///   -2^63 or 2^64-1 without saying so, so those two values are refused as out of range.
 /// - NaN and ±∞ are not JSON: they are refused when decoding (json-c would accept `NaN`, `1e400`)
@@ -115,7 +115,23 @@ public enum JSONCodec {
             return invalid("\(String(cString: json_tokener_error_desc(error))) at byte \(end)")
         }
         guard end == text.count else { return invalid("unexpected data after the value at byte \(end)") }
+        if let bad = firstInvalidUTF8(text) { return invalid("invalid utf-8 string at byte \(bad)") }
         return Result { () throws(ProtocolError) in try convert(root) }
+    }
+
+    /// json-c checks only the shape of each UTF-8 sequence: overlong forms, surrogates and code
+    /// points past U+10FFFF get through, and converting them to String would quietly make them U+FFFD.
+    private static func firstInvalidUTF8(_ text: UnsafeRawBufferPointer) -> Int? {
+        var parser = Unicode.UTF8.ForwardParser()
+        var bytes = text.makeIterator()
+        var offset = 0
+        while true {
+            switch parser.parseScalar(from: &bytes) {
+            case .valid(let scalar): offset += scalar.count
+            case .error: return offset
+            case .emptyInput: return nil
+            }
+        }
     }
 
     /// Recursion depth is bounded by the tokener's `maxDepth`.

@@ -71,10 +71,12 @@ public final class Engines {
             draftModel = nil
             draft = nil
         }
-        var chains: [VerifierKind: VerifierChain] = [.exact: VerifierChain(semantic: nil)]
+        // The model-free verifiers cost nothing to keep: every daemon offers both.
+        var chains: [VerifierKind: VerifierChain] = [.exact: VerifierChain(semantic: nil, match: .bytes),
+                                                     .normalized: VerifierChain(semantic: nil, match: .folded)]
         var embed: Model?
         switch config.verifier {
-        case .exact:
+        case .exact, .normalized:
             break
         case .embedding(let threshold):
             let model = try Model(path: config.embedPath)

@@ -11,7 +11,7 @@ struct AskOptions: ParsableArguments {
     @Option(help: "ar | sd | lookahead | lookahead+sd") var mode: String = "lookahead+sd"
     @Option(help: "Draft steps kept ahead (γ).") var gamma: Int = 4
     @Option(help: "Draft candidates per position (W: 1 or 2).") var width: Int = 1
-    @Option(help: "exact | embedding | judge (default: the daemon's configured verifier; embedding with --local, where embedding:T, judge:MODEL and random:P work too)")
+    @Option(help: "exact | normalized | embedding | judge (default: the daemon's configured verifier; embedding with --local, where embedding:T, judge:MODEL and random:P work too)")
     var verifier: String?
     @Option(help: "0 = greedy.") var temperature: Float = 0
     @Option(name: .customLong("top-p")) var topP: Float = 0.95

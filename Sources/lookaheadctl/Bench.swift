@@ -24,7 +24,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Comma-separated modes (\(Mode.allCases.map(\.rawValue).joined(separator: ", "))).")
     var modes: String = Mode.allCases.map(\.rawValue).joined(separator: ",")
     @Option(help: "Draft steps kept ahead (γ).") var gamma: Int = SessionConfig().gamma
-    @Option(help: "exact | embedding | judge | random:P (accept with probability P: synthetic models).")
+    @Option(help: "exact | normalized | embedding | judge | random:P (accept with probability P: synthetic models).")
     var verifier: String = VerifierSpec.default.description
     @Option(name: .customLong("max-tokens"), help: "Token budget per answer.") var maxTokens: Int = SessionConfig().maxTokens
     @Option(name: .customLong("step-tokens"), help: "Token cap per step.") var stepTokens: Int = StepRules().maxTokens

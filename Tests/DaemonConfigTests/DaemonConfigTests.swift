@@ -74,7 +74,7 @@ private func defaults(_ change: (inout DaemonConfiguration) -> Void) -> DaemonCo
         Case(key: "embed_model", good: "\"e #1.gguf\"", expected: { $0.embedModel = "e #1.gguf" },
              bad: "\"e\\x\"", reason: "unknown escape '\\x'"),
         Case(key: "verifier", good: "judge", expected: { $0.verifier = .judge },
-             bad: "cosine", reason: "'cosine' is not one of exact, embedding, judge"),
+             bad: "cosine", reason: "'cosine' is not one of exact, normalized, embedding, judge"),
         Case(key: "judge_model", good: "target", expected: { $0.judgeModel = .target },
              bad: "\"\"", reason: "must be draft, target or a GGUF path"),
         Case(key: "embedding_threshold", good: "0.85", expected: { $0.embeddingThreshold = 0.85 },

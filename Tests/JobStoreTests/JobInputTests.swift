@@ -91,7 +91,7 @@ private func inputError(_ text: String, maxBytes: Int = JobInput.defaultMaxBytes
 
     @Test(arguments: [
         (#""mode":"fast""#, "mode", "mode must be one of ar, sd, lookahead, lookahead+sd, got 'fast'"),
-        (#""verifier":3"#, "verifier", "verifier must be one of exact, embedding, judge, got the integer 3"),
+        (#""verifier":3"#, "verifier", "verifier must be one of exact, normalized, embedding, judge, got the integer 3"),
         (#""max_tokens":0"#, "max_tokens", "max_tokens must be an integer ≥ 1, got the integer 0"),
         (#""max_tokens":1.5"#, "max_tokens", "max_tokens must be an integer ≥ 1, got the number 1.5"),
         (#""temperature":-0.1"#, "temperature", "temperature must be a number ≥ 0, got the number -0.1"),

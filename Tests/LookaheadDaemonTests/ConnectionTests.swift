@@ -29,7 +29,7 @@ final class ScriptedDaemon {
         let prompt = words.tokens(Self.prompt)
         let script = (0..<steps).map { words.tokens("s\($0) |") } + [words.tokens("done <eos>")]
         let target = ScriptedEngine(words: words, promptLength: prompt.count, contextLength: contextLength) { _ in script }
-        let scheduler = Scheduler(engines: EngineSet(target: target, draft: nil, verifiers: [.exact: VerifierChain(semantic: nil)],
+        let scheduler = Scheduler(engines: EngineSet(target: target, draft: nil, verifiers: [.exact: VerifierChain(semantic: nil, match: .bytes)],
                                                      defaultVerifier: .exact, sequences: 8), limits: config.limits)
         batcher = Batcher(scheduler: scheduler)
         var defaults = config.sessionDefaults()

@@ -99,6 +99,17 @@ private func decodeError(_ text: String) -> ProtocolError? {
         #expect(error?.message == "invalid JSON: invalid utf-8 string at byte 2")
     }
 
+    /// json-c checks only the shape of a UTF-8 sequence; these have the right shape and are still
+    /// not UTF-8 (found by Tests/Fuzz): an overlong NUL, an overlong 3-byte form, a UTF-16
+    /// surrogate (CESU-8), a code point past U+10FFFF. They must be refused, not turned into U+FFFD.
+    @Test(arguments: [[0xC0, 0x80], [0xE0, 0x80, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80]] as [[UInt8]])
+    func wellShapedInvalidUTF8IsRefused(_ sequence: [UInt8]) {
+        for text in [[0x22, 0x61] + sequence + [0x22], Array(#"{""#.utf8) + sequence + Array(#"":1}"#.utf8)] {
+            let error = try? #require(throws: ProtocolError.self) { try JSONCodec.decode(text) }
+            #expect(error?.message == "invalid JSON: invalid utf-8 string at byte 2")
+        }
+    }
+
     @Test func nestedValuesRoundTrip() throws {
         let value: JSONValue = [
             "id": "req-1",

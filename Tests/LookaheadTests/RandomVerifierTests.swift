@@ -33,7 +33,7 @@ struct RandomVerifierTests {
     }
 
     @Test func everySpecReadsBackWhatItPrints() throws {
-        let specs: [VerifierSpec] = [.exact, .default, .embedding(threshold: 0.9), .random(acceptance: 0.3),
+        let specs: [VerifierSpec] = [.exact, .normalized, .default, .embedding(threshold: 0.9), .random(acceptance: 0.3),
                                      .judge(model: .draft, margin: VerifierSpec.defaultMargin),
                                      .judge(model: .target, margin: VerifierSpec.defaultMargin),
                                      .judge(model: .path("/m/judge.gguf"), margin: VerifierSpec.defaultMargin)]

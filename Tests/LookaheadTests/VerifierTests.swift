@@ -6,9 +6,17 @@ import TestSupport
 
 @Suite("Verifiers")
 struct VerifierTests {
-    @Test func exactIgnoresWhitespaceAndCase() {
-        #expect(ExactVerifier.same("So, 3 + 5 = 8.\n\n", "so, 3 + 5 = 8."))
-        #expect(!ExactVerifier.same("3 + 5 = 8", "3 + 5 = 9"))
+    @Test func exactComparesBytesAndNormalizedFoldsWhitespaceAndCase() throws {
+        #expect(TextMatch.bytes.same("So, 3 + 5 = 8.\n\n", "So, 3 + 5 = 8.\n\n"))
+        #expect(!TextMatch.bytes.same("So, 3 + 5 = 8.\n\n", "so, 3 + 5 = 8."))
+        // Canonically equivalent, different bytes: a draft's bytes would change the target's output.
+        #expect(!TextMatch.bytes.same("caf\u{E9}", "cafe\u{301}"))
+        #expect(TextMatch.folded.same("So, 3 + 5 = 8.\n\n", "so, 3 + 5 = 8."))
+        #expect(!TextMatch.folded.same("3 + 5 = 8", "3 + 5 = 9"))
+        let exact = VerifierChain(semantic: nil, match: .bytes), normalized = VerifierChain(semantic: nil, match: .folded)
+        let pair = StepPair(target: "So 8.\n\n", draft: "so 8.\n\n")
+        #expect(try exact.judge([pair]) == [.rejected])
+        #expect(try normalized.judge([pair]) == [.exact])
     }
 
     @Test func numericGuardReadsNumbers() {

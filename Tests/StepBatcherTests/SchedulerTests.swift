@@ -33,7 +33,7 @@ struct Rig {
     }
 
     func scheduler(_ limits: BatcherLimits = BatcherLimits()) -> Scheduler {
-        Scheduler(engines: EngineSet(target: target, draft: draft, verifiers: [.exact: VerifierChain(semantic: nil)],
+        Scheduler(engines: EngineSet(target: target, draft: draft, verifiers: [.exact: VerifierChain(semantic: nil, match: .bytes)],
                                      defaultVerifier: .exact, sequences: sequences), limits: limits)
     }
 
