@@ -30,8 +30,15 @@ struct LookaheadD: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "debug | info | notice | warning | error (overrides the config's `log_level`).")
     var logLevel: DaemonConfiguration.LogLevel?
 
-    func run() async throws {
+    /// The re-execution for the thread wait policy happens here, on the main thread before any
+    /// other exists: an exec from another thread loses what the kernel ties to the main one, such
+    /// as the parent-death signal a supervisor set (`setpriv --pdeathsig`).
+    static func main() async {
         ThreadWaitPolicy.ensureInEnvironment()
+        await main(nil)
+    }
+
+    func run() async throws {
         var settings: DaemonConfiguration
         do {
             settings = try config.map { try DaemonConfiguration.load(path: $0) } ?? DaemonConfiguration()
