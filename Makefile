@@ -40,12 +40,16 @@ run: build models
 # Installs the daemon, the client, the llama.cpp libraries they load, the units, the config (kept
 # if present), the service user and the cached models. Binaries carry the Swift runtime statically
 # and find libllama through $ORIGIN, so nothing points back into this checkout or the build cache.
+# The libraries are copied, not `cp -a`'d: that kept the builder's uid on code the service loads, and
+# the builder could then change it. -P keeps the soname symlinks; --remove-destination replaces the
+# files (and so their owner) an earlier install left.
 install: deps
 	swift build -c release --static-swift-stdlib -Xlinker -rpath -Xlinker '$$ORIGIN/../lib/lookaheadd'
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lookaheadd $(DESTDIR)$(UNITDIR) \
 	  $(DESTDIR)/etc/lookaheadd $(DESTDIR)/usr/lib/sysusers.d
 	install -m 755 $(RELEASE_BIN)/lookaheadd $(RELEASE_BIN)/lookaheadctl $(DESTDIR)$(PREFIX)/bin/
-	cp -a $(LLAMA_PREFIX)/lib/*.so* $(DESTDIR)$(PREFIX)/lib/lookaheadd/
+	cp -P --preserve=mode,timestamps --no-preserve=ownership --remove-destination \
+	  $(LLAMA_PREFIX)/lib/*.so* $(DESTDIR)$(PREFIX)/lib/lookaheadd/
 	sed 's|/usr/local/bin/lookaheadd|$(PREFIX)/bin/lookaheadd|' systemd/lookaheadd.service > $(DESTDIR)$(UNITDIR)/lookaheadd.service
 	install -m 644 systemd/lookaheadd.socket $(DESTDIR)$(UNITDIR)/
 	install -m 644 systemd/lookaheadd.sysusers $(DESTDIR)/usr/lib/sysusers.d/lookaheadd.conf

@@ -71,6 +71,13 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var drainWindow: DrainWindow?
     /// Largest batch input `jobs.submit` takes, in bytes (its `content`, or the file at its `path`).
     public var maxJobBytes = 64 << 20
+    /// What one uid may have unfinished (queued or running): jobs, their lines, and the bytes
+    /// they take in the store. Beyond them a submission is refused (docs/protocol.md).
+    public var maxJobsPerUser = 64
+    public var maxJobLinesPerUser = 100_000
+    public var maxJobBytesPerUser = 256 << 20
+    /// Days a finished job and its results are kept before the daemon deletes them; 0: forever.
+    public var jobRetentionDays = 7
     public var shutdownGraceSeconds = 20.0
 
     public var logLevel: LogLevel = .info

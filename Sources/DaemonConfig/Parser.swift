@@ -65,6 +65,8 @@ extension DaemonConfiguration {
                     "max_batch_sessions (\(maxBatchSessions)) must not exceed max_sessions (\(maxSessions))")
         try require(defaultMaxTokens <= maxTokensLimit, "default_max_tokens", "max_tokens_limit",
                     "default_max_tokens (\(defaultMaxTokens)) must not exceed max_tokens_limit (\(maxTokensLimit))")
+        try require(maxJobBytes <= maxJobBytesPerUser, "max_job_bytes", "max_job_bytes_per_user",
+                    "max_job_bytes (\(maxJobBytes)) must not exceed max_job_bytes_per_user (\(maxJobBytesPerUser)), or a job of the largest size could never be queued")
         try require(maxPromptTokens < contextLength, "max_prompt_tokens", "context_length",
                     "max_prompt_tokens (\(maxPromptTokens)) must be below context_length (\(contextLength)) to leave room for the answer")
     }
@@ -299,6 +301,10 @@ extension DaemonConfiguration {
             c.drainWindow = v.text.isEmpty ? nil : try DrainWindow(parsing: v.text)
         },
         Setting("max_job_bytes") { c, v throws(Invalid) in c.maxJobBytes = try v.integer(1024...(1 << 30)) },
+        Setting("max_jobs_per_user") { c, v throws(Invalid) in c.maxJobsPerUser = try v.integer(1...Int.max) },
+        Setting("max_job_lines_per_user") { c, v throws(Invalid) in c.maxJobLinesPerUser = try v.integer(1...Int.max) },
+        Setting("max_job_bytes_per_user") { c, v throws(Invalid) in c.maxJobBytesPerUser = try v.integer(1024...Int.max) },
+        Setting("job_retention_days") { c, v throws(Invalid) in c.jobRetentionDays = try v.integer(0...36500) },
         Setting("shutdown_grace_seconds") { c, v throws(Invalid) in c.shutdownGraceSeconds = try v.seconds(positive: false) },
 
         Setting("log_level") { c, v throws(Invalid) in c.logLevel = try v.choice(LogLevel.self) },

@@ -57,37 +57,66 @@ public final class JobStore {
     // MARK: - Submitting
 
     /// Stores a job and all its lines, or nothing. `deadline` (unix seconds) is when unstarted
-    /// lines stop being run; `runNow` lets the job run outside the drain window.
+    /// lines stop being run; `runNow` lets the job run outside the drain window. A job the same
+    /// owner already submitted with the same `idempotencyKey` is returned instead of a new one
+    /// (the lines are not compared: the key says what the job is). `quota` caps what the owner may
+    /// have unfinished, this job included.
     public func submit(
-        owner: UInt32, lines: [ValidatedLine], runNow: Bool, deadline: Double?, now: Double
-    ) throws(JobStoreError) -> JobRecord {
+        owner: UInt32, lines: [ValidatedLine], runNow: Bool, deadline: Double?, now: Double,
+        idempotencyKey: String? = nil, quota: JobQuota? = nil
+    ) throws(JobStoreError) -> SubmittedJob {
         guard !lines.isEmpty else { throw .invalidSubmission("a job needs at least one line") }
         // Lines validated in separate calls could still clash.
         var seen = Set<String>()
         for line in lines where !seen.insert(line.customID).inserted {
             throw .invalidSubmission("duplicate custom_id '\(line.customID)'")
         }
-        if let deadline, !(deadline > now) {
-            throw .invalidSubmission("the deadline \(deadline) is not after the submission time \(now)")
-        }
+        let requests = lines.map { Self.text(.object($0.request)) }
+        let bytes = zip(lines, requests).reduce(0) { $0 + $1.0.customID.utf8.count + $1.1.utf8.count }
         return try connection.transaction { () throws(JobStoreError) in
+            if let idempotencyKey, let id = try connection.queryOne(
+                "SELECT id FROM jobs WHERE owner_uid = ? AND idempotency_key = ?",
+                [.int(Int64(owner)), .text(idempotencyKey)], { row in row.text(0) }) {
+                return SubmittedJob(job: try record(id), duplicate: true)
+            }
+            if let deadline, !(deadline > now) {
+                throw .invalidSubmission("the deadline \(deadline) is not after the submission time \(now)")
+            }
+            if let quota { try check(quota, owner: owner, lines: lines.count, bytes: bytes) }
             let id = try freshJobID()
             // Inserted as validating and queued only once every line is in: were a large job ever
             // stored in several transactions, no part of it could be claimed early.
             try connection.execute(
                 """
-                INSERT INTO jobs (id, owner_uid, state, created_at, deadline, run_now, n_total)
-                VALUES (?, ?, 'validating', ?, ?, ?, ?)
+                INSERT INTO jobs (id, owner_uid, state, created_at, deadline, run_now, n_total, n_bytes, idempotency_key)
+                VALUES (?, ?, 'validating', ?, ?, ?, ?, ?, ?)
                 """,
                 [.text(id), .int(Int64(owner)), .double(now), .optional(deadline), .int(runNow ? 1 : 0),
-                 .int(Int64(lines.count))])
-            for (index, line) in lines.enumerated() {
+                 .int(Int64(lines.count)), .int(Int64(bytes)), .optional(idempotencyKey)])
+            for (index, (line, request)) in zip(lines, requests).enumerated() {
                 try connection.execute(
                     "INSERT INTO lines (job_id, line_no, custom_id, request, state) VALUES (?, ?, ?, ?, 'queued')",
-                    [.text(id), .int(Int64(index + 1)), .text(line.customID), .text(Self.text(.object(line.request)))])
+                    [.text(id), .int(Int64(index + 1)), .text(line.customID), .text(request)])
             }
             try connection.execute("UPDATE jobs SET state = 'queued', n_queued = n_total WHERE id = ?", [.text(id)])
-            return try record(id)
+            return SubmittedJob(job: try record(id), duplicate: false)
+        }
+    }
+
+    /// Refuses a job of `lines` lines and `bytes` bytes that would take its owner over `quota`.
+    private func check(_ quota: JobQuota, owner: UInt32, lines: Int, bytes: Int) throws(JobStoreError) {
+        let held = try connection.queryOne(
+            """
+            SELECT count(*), coalesce(sum(n_queued + n_in_progress), 0), coalesce(sum(n_bytes), 0)
+            FROM jobs WHERE owner_uid = ? AND state NOT IN (\(Self.finalStates))
+            """,
+            [.int(Int64(owner))]
+        ) { row in (jobs: Int(row.int(0)), lines: Int(row.int(1)), bytes: Int(row.int(2))) } ?? (jobs: 0, lines: 0, bytes: 0)
+        let checks: [(QuotaLimit, held: Int, adding: Int, max: Int)] = [
+            (.jobs, held.jobs, 1, quota.jobs), (.lines, held.lines, lines, quota.lines), (.bytes, held.bytes, bytes, quota.bytes),
+        ]
+        for (limit, held, adding, max) in checks where held + adding > max {
+            throw .overQuota(owner: owner, limit: limit, held: held, adding: adding, max: max)
         }
     }
 
@@ -174,12 +203,17 @@ public final class JobStore {
         }
     }
 
+    /// Runs a line may have started when a restart finds it in flight once more: a line that
+    /// brings the daemon down (a prompt that crashes the engine or exhausts memory) would
+    /// otherwise take it down again after every restart, forever.
+    public static let maxAttempts = 3
+
     /// At daemon start, before anything is claimed: every line left in flight by the last run
-    /// goes back to the queue (or ends with its job, if that was cancelled or expired meanwhile).
-    /// Results are committed before they are reported, so a line found in flight was never
-    /// answered and redoing it duplicates nothing. Returns how many lines were re-queued.
+    /// goes back to the queue (or ends with its job, if that was cancelled or expired meanwhile),
+    /// unless it has had `maxAttempts` runs: then it fails. Results are committed before they are
+    /// reported, so a line found in flight was never answered and redoing it duplicates nothing.
     @discardableResult
-    public func recoverInFlight() throws(JobStoreError) -> Int {
+    public func recoverInFlight(now: Double) throws(JobStoreError) -> Recovery {
         try connection.transaction { () throws(JobStoreError) in
             // A scan of every line, once per start: it trusts the lines, not the counters.
             let stranded = try connection.query(
@@ -188,12 +222,26 @@ public final class JobStore {
                 WHERE l.state = 'in_progress' GROUP BY l.job_id
                 """
             ) { row throws(JobStoreError) in (id: row.text(0), state: try jobState(row.text(1)), count: Int(row.int(2))) }
-            var requeued = 0
+            var recovery = Recovery()
             for job in stranded {
-                try settleStranded(job.id, count: job.count, jobState: job.state, onlyLine: nil, now: nil)
-                if !job.state.isFinal { requeued += job.count }
+                var left = job.count
+                if !job.state.isFinal {
+                    let abandoned = try connection.execute(
+                        """
+                        UPDATE lines SET state = 'failed', error = ?, finished_at = ?
+                        WHERE job_id = ? AND state = 'in_progress' AND attempts >= ?
+                        """,
+                        [.text(Self.text(Self.abandonedError)), .double(now), .text(job.id), .int(Int64(Self.maxAttempts))])
+                    try move(job.id, abandoned, from: .inProgress, to: .failed)
+                    left -= abandoned
+                    recovery.abandoned += abandoned
+                    recovery.requeued += left
+                }
+                try settleStranded(job.id, count: left, jobState: job.state, onlyLine: nil, now: nil)
+                // Its last lines may have been the ones abandoned.
+                try endIfDone(job.id, now: now)
             }
-            return requeued
+            return recovery
         }
     }
 
@@ -202,6 +250,21 @@ public final class JobStore {
     @discardableResult
     public func expireOverdue(now: Double) throws(JobStoreError) -> Int {
         try connection.transaction { () throws(JobStoreError) in try expireOverdue(now) }
+    }
+
+    /// Deletes the jobs that ended before `cutoff` (unix seconds), with their lines and results.
+    /// A job with a line still in flight (cancelled or expired while it ran) stays until the
+    /// line has ended. Returns how many jobs were deleted.
+    @discardableResult
+    public func deleteFinished(before cutoff: Double) throws(JobStoreError) -> Int {
+        try connection.transaction { () throws(JobStoreError) in
+            // The lines go with their job (ON DELETE CASCADE).
+            try connection.execute(
+                """
+                DELETE FROM jobs WHERE state IN (\(Self.finalStates)) AND finished_at < ? AND n_in_progress = 0
+                """,
+                [.double(cutoff)])
+        }
     }
 
     // MARK: - Owners' operations
@@ -228,24 +291,33 @@ public final class JobStore {
         try visibleRecord(id, requester)
     }
 
-    /// The requester's jobs, newest first; root sees everyone's.
-    public func list(requester: UInt32) throws(JobStoreError) -> [JobRecord] {
+    /// The requester's jobs, newest first, from just after `after` on, at most `limit` of them;
+    /// root sees everyone's. The cursor is a position, not a job, so a page goes on where the
+    /// last one ended even if that job has been deleted since.
+    public func list(requester: UInt32, after: JobCursor? = nil, limit: Int = .max) throws(JobStoreError) -> [JobRecord] {
         try connection.query(
-            "SELECT \(Self.jobColumns) FROM jobs WHERE owner_uid = ? OR ? = 0 ORDER BY created_at DESC, rowid DESC",
-            [.int(Int64(requester)), .int(Int64(requester))]
+            """
+            SELECT \(Self.jobColumns) FROM jobs
+            WHERE (owner_uid = ? OR ? = 0) AND (? IS NULL OR (created_at, id) < (?, ?))
+            ORDER BY created_at DESC, id DESC LIMIT ?
+            """,
+            [.int(Int64(requester)), .int(Int64(requester)), .optional(after?.id), .optional(after?.createdAt),
+             .optional(after?.id), .int(Int64(limit))]
         ) { row throws(JobStoreError) in try jobRecord(row) }
     }
 
-    /// Every line of the job in line order, with its answer or error once it has one.
-    public func results(id: String, requester: UInt32) throws(JobStoreError) -> [LineResult] {
+    /// The job's lines after line `after`, in line order, at most `limit` of them, each with its
+    /// answer or error once it has one. A page reads only its own rows (the primary key is
+    /// (job_id, line_no)), so paging through a job of n lines costs O(n) in all, not O(n²).
+    public func results(id: String, requester: UInt32, after: Int = 0, limit: Int = .max) throws(JobStoreError) -> [LineResult] {
         try connection.readTransaction { () throws(JobStoreError) in
             _ = try visibleRecord(id, requester)
             return try connection.query(
                 """
                 SELECT line_no, custom_id, state, result, error, attempts, finished_at FROM lines
-                WHERE job_id = ? ORDER BY line_no
+                WHERE job_id = ? AND line_no > ? ORDER BY line_no LIMIT ?
                 """,
-                [.text(id)]
+                [.text(id), .int(Int64(after)), .int(Int64(limit))]
             ) { row throws(JobStoreError) in
                 let lineNo = Int(row.int(0))
                 let what = "line \(lineNo) of job \(id)"
@@ -286,6 +358,9 @@ public final class JobStore {
         try connection.query(sql) { row in row.text(0) }
     }
 
+    /// Rows the store's queries have read since it opened.
+    package var rowsReadForTesting: Int { connection.rowsRead }
+
     /// Where the per-job counters disagree with the lines they count; empty when all is well.
     package func counterMismatches() throws(JobStoreError) -> [String] {
         try connection.query(
@@ -307,8 +382,11 @@ public final class JobStore {
 
     private static let jobColumns = """
         id, owner_uid, state, created_at, started_at, finished_at, deadline, run_now,
-        n_total, n_queued, n_in_progress, n_done, n_failed, n_cancelled, n_expired, error
+        n_total, n_queued, n_in_progress, n_done, n_failed, n_cancelled, n_expired, error, idempotency_key
         """
+
+    /// `'completed', 'failed', …` for SQL, from `JobState.isFinal`.
+    private static let finalStates = JobState.allCases.filter(\.isFinal).map { "'\($0.rawValue)'" }.joined(separator: ", ")
 
     private func record(_ id: String) throws(JobStoreError) -> JobRecord {
         guard let job = try connection.queryOne("SELECT \(Self.jobColumns) FROM jobs WHERE id = ?", [.text(id)], { row throws(JobStoreError) in try jobRecord(row) })
@@ -335,7 +413,8 @@ public final class JobStore {
         return JobRecord(
             id: row.text(0), owner: UInt32(truncatingIfNeeded: row.int(1)), state: try jobState(row.text(2)),
             createdAt: row.double(3), startedAt: row.optionalDouble(4), finishedAt: row.optionalDouble(5),
-            deadline: row.optionalDouble(6), runNow: row.int(7) != 0, counts: counts, error: row.optionalText(15))
+            deadline: row.optionalDouble(6), runNow: row.int(7) != 0, counts: counts, error: row.optionalText(15),
+            idempotencyKey: row.optionalText(16))
     }
 
     private func finish(
@@ -353,17 +432,22 @@ public final class JobStore {
                 throw .lineNotInProgress(jobID: jobID, lineNo: lineNo, state: try lineState(jobID, lineNo))
             }
             try move(jobID, 1, from: .inProgress, to: state)
-            // Only a running job finishes here: a cancelled or expired one keeps its state.
-            try connection.execute(
-                """
-                UPDATE jobs SET finished_at = ?,
-                    state = CASE WHEN n_done = 0 THEN 'failed' ELSE 'completed' END,
-                    error = CASE WHEN n_done = 0 THEN 'every line failed' END
-                WHERE id = ? AND state = 'in_progress' AND n_queued = 0 AND n_in_progress = 0
-                """,
-                [.double(now), .text(jobID)])
+            try endIfDone(jobID, now: now)
             return try record(jobID)
         }
+    }
+
+    /// A running job whose every line has ended is over. Only a running job: a cancelled or
+    /// expired one keeps its state.
+    private func endIfDone(_ jobID: String, now: Double) throws(JobStoreError) {
+        try connection.execute(
+            """
+            UPDATE jobs SET finished_at = ?,
+                state = CASE WHEN n_done = 0 THEN 'failed' ELSE 'completed' END,
+                error = CASE WHEN n_done = 0 THEN 'every line failed' END
+            WHERE id = ? AND state = 'in_progress' AND n_queued = 0 AND n_in_progress = 0
+            """,
+            [.double(now), .text(jobID)])
     }
 
     /// Lines of one job left in flight (all of them, or just `onlyLine`): back to the queue while
@@ -457,6 +541,8 @@ public final class JobStore {
         JSONValue.object(ProtocolError(.cancelled, "the job was cancelled before this line ran").json)
     private static let expiredError =
         JSONValue.object(ProtocolError(.cancelled, "the job's deadline passed before this line ran").json)
+    private static let abandonedError = JSONValue.object(ProtocolError(
+        .internal, "abandoned after \(maxAttempts) attempts: the daemon stopped while it ran").json)
 
     private static func text(_ value: JSONValue) -> String {
         String(decoding: JSONCodec.encode(value), as: UTF8.self)

@@ -14,6 +14,9 @@ public enum JobStoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case lineNotInProgress(jobID: String, lineNo: Int, state: LineState?)
     /// A submission the store will not take: no lines, a custom id twice, a deadline already past.
     case invalidSubmission(String)
+    /// The submission would take its owner over a quota: `held` is what the owner has now,
+    /// `adding` what the job would add, `max` the limit.
+    case overQuota(owner: UInt32, limit: QuotaLimit, held: Int, adding: Int, max: Int)
     /// Another process (or another `JobStore` in this one) has the store open.
     case locked(path: String)
     /// The database was written by a newer lookaheadd.
@@ -39,6 +42,8 @@ public enum JobStoreError: Error, Sendable, Hashable, CustomStringConvertible {
             return "line \(lineNo) of job \(id) is \(state.rawValue), not in_progress"
         case .invalidSubmission(let message):
             return message
+        case .overQuota(let owner, let limit, let held, let adding, let max):
+            return "uid \(owner) has \(held) \(limit.counted) and this job adds \(adding): over \(limit.rawValue) (\(max))"
         case .locked(let path):
             return "\(path) is locked: another lookaheadd is using this job store"
         case .unsupportedSchema(let path, let version):

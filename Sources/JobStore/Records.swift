@@ -73,6 +73,8 @@ public struct JobRecord: Sendable, Hashable {
     public var counts: LineCounts
     /// Why the job ended as it did, when that is not plain success.
     public var error: String?
+    /// The key it was submitted with, which makes submitting it again return this job.
+    public var idempotencyKey: String?
 
     /// The share of lines answered (done or failed), 0...1.
     public var progress: Double {
@@ -86,6 +88,71 @@ public struct JobRecord: Sendable, Hashable {
         guard !state.isFinal, rate > 0, rate.isFinite else { return nil }
         return Double(counts.remaining) / rate
     }
+}
+
+/// What `JobStore.submit` stored, or found stored under the same idempotency key.
+public struct SubmittedJob: Sendable, Hashable {
+    public var job: JobRecord
+    /// The job was already there: submitted before by the same owner with the same key.
+    public var duplicate: Bool
+}
+
+/// What one uid may have in the store unfinished (queued or running), so that a single user's
+/// batches cannot fill the disk or the queue for everyone.
+public struct JobQuota: Sendable, Hashable {
+    /// Jobs not yet in a final state.
+    public var jobs: Int
+    /// Lines queued or in flight.
+    public var lines: Int
+    /// Bytes stored for the jobs not yet in a final state (their lines' custom ids and requests).
+    public var bytes: Int
+
+    public init(jobs: Int, lines: Int, bytes: Int) {
+        self.jobs = jobs
+        self.lines = lines
+        self.bytes = bytes
+    }
+}
+
+/// One of `JobQuota`'s limits; the raw value is the configuration key that sets it.
+public enum QuotaLimit: String, Sendable, Hashable, CaseIterable {
+    case jobs = "max_jobs_per_user"
+    case lines = "max_job_lines_per_user"
+    case bytes = "max_job_bytes_per_user"
+
+    /// What it counts, for messages.
+    var counted: String {
+        switch self {
+        case .jobs: return "unfinished jobs"
+        case .lines: return "lines queued or running"
+        case .bytes: return "bytes in unfinished jobs"
+        }
+    }
+}
+
+/// Where a page of `JobStore.list` ends, for the next page to begin after: jobs are listed newest
+/// first, by creation time and then id. On the wire it is an opaque string (`next_after`).
+public struct JobCursor: Sendable, Hashable, LosslessStringConvertible {
+    public var createdAt: Double
+    public var id: String
+
+    public init(after job: JobRecord) {
+        createdAt = job.createdAt
+        id = job.id
+    }
+
+    /// `description`'s form: the creation time as Swift prints it (which reads back exactly),
+    /// a slash, the id.
+    public init?(_ text: String) {
+        guard let slash = text.firstIndex(of: "/"), let createdAt = Double(text[..<slash]), createdAt.isFinite
+        else { return nil }
+        let id = text[text.index(after: slash)...]
+        guard !id.isEmpty else { return nil }
+        self.createdAt = createdAt
+        self.id = String(id)
+    }
+
+    public var description: String { "\(createdAt)/\(id)" }
 }
 
 /// A line handed to the engine by `claimLines`. It stays in_progress until `complete`, `fail`
@@ -112,6 +179,19 @@ public struct LineResult: Sendable, Hashable {
     public var error: JSONValue?
     public var attempts: Int
     public var finishedAt: Double?
+}
+
+/// What `recoverInFlight` did with the lines a stopped daemon left in flight.
+public struct Recovery: Sendable, Hashable {
+    /// Back in the queue, to run again.
+    public var requeued = 0
+    /// Failed: they had run `JobStore.maxAttempts` times.
+    public var abandoned = 0
+
+    public init(requeued: Int = 0, abandoned: Int = 0) {
+        self.requeued = requeued
+        self.abandoned = abandoned
+    }
 }
 
 /// What `status` reports about batch work.

@@ -44,6 +44,9 @@ final class Connection {
     /// Prepared once per SQL text: the store runs the same dozen statements over and over.
     private var statements: [String: OpaquePointer] = [:]
     private var closed = false
+    /// Rows stepped through by `query`, ever: lets tests prove that a page reads what it returns
+    /// and not the whole job, which no timing could show reliably.
+    private(set) var rowsRead = 0
 
     init(path: String) throws(JobStoreError) {
         self.path = path
@@ -100,6 +103,7 @@ final class Connection {
             let rc = sqlite3_step(statement)
             if rc == SQLITE_DONE { return rows }
             guard rc == SQLITE_ROW else { throw failure(rc) }
+            rowsRead += 1
             rows.append(try map(Row(statement: statement)))
         }
     }

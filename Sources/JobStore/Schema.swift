@@ -46,6 +46,18 @@ enum Schema {
         -- Claiming reads a job's queued lines in order.
         CREATE INDEX lines_by_state ON lines (job_id, state, line_no);
         """,
+        // 1 → 2
+        """
+        -- jobs.submit's idempotency_key: one job per owner and key.
+        ALTER TABLE jobs ADD COLUMN idempotency_key TEXT;
+        CREATE UNIQUE INDEX jobs_by_key ON jobs (owner_uid, idempotency_key) WHERE idempotency_key IS NOT NULL;
+        -- What the job's lines take in the store (custom ids and requests, in bytes), counted
+        -- against max_job_bytes_per_user; measured here for the jobs stored before.
+        ALTER TABLE jobs ADD COLUMN n_bytes INTEGER NOT NULL DEFAULT 0;
+        UPDATE jobs SET n_bytes = (
+            SELECT coalesce(sum(length(CAST(custom_id AS BLOB)) + length(CAST(request AS BLOB))), 0)
+            FROM lines WHERE lines.job_id = jobs.id);
+        """,
     ]
 
     static var version: Int { steps.count }

@@ -16,6 +16,7 @@ enum JobEncoding {
                 "expired": JSONValue(c.expired),
             ],
             "progress": .double(job.progress), "error": job.error.map(JSONValue.string) ?? .null,
+            "idempotency_key": job.idempotencyKey.map(JSONValue.string) ?? .null,
         ]
     }
 

@@ -1,3 +1,4 @@
+import JobStore
 import LookaheadProtocol
 
 /// The `jobs.*` methods of docs/protocol.md: parameters are checked here, on the event loop, and
@@ -11,7 +12,7 @@ enum JobMethods {
         }
         switch method {
         case "jobs.submit":
-            try p.rejectUnknown(allowed: ["content", "path", "now", "deadline"])
+            try p.rejectUnknown(allowed: ["content", "path", "now", "deadline", "idempotency_key"])
             let source: JobSource
             let content = try p.optionalString("content"), path = try p.optionalString("path")
             switch (content, path) {
@@ -24,10 +25,22 @@ enum JobMethods {
             if let deadline, !deadline.isFinite {
                 throw ProtocolError(.invalidParams, "deadline must be unix seconds", field: "deadline")
             }
-            runner.submit(owner: peer, source: source, runNow: try p.optionalBool("now") ?? false, deadline: deadline, reply: reply)
+            let key = try p.optionalString("idempotency_key")
+            if let key, !(1...256).contains(key.utf8.count) {
+                throw ProtocolError(.invalidParams, "idempotency_key must be 1 to 256 bytes of UTF-8, got \(key.utf8.count)",
+                                    field: "idempotency_key")
+            }
+            runner.submit(owner: peer, source: source, runNow: try p.optionalBool("now") ?? false, deadline: deadline,
+                          idempotencyKey: key, reply: reply)
         case "jobs.list":
-            try p.rejectUnknown(allowed: [])
-            runner.list(requester: peer, reply: reply)
+            try p.rejectUnknown(allowed: ["after", "limit"])
+            let cursor = try p.optionalString("after").map { (text) throws(ProtocolError) -> JobCursor in
+                guard let cursor = JobCursor(text) else {
+                    throw ProtocolError(.invalidParams, "after must be the next_after of a previous page, got '\(text)'", field: "after")
+                }
+                return cursor
+            }
+            runner.list(requester: peer, after: cursor, limit: try limit(p, default: 100), reply: reply)
         case "jobs.get":
             try p.rejectUnknown(allowed: ["id"])
             runner.get(id: try p.string("id"), requester: peer, reply: reply)
@@ -35,16 +48,21 @@ enum JobMethods {
             try p.rejectUnknown(allowed: ["id", "after", "limit"])
             let after = try p.optionalInt("after") ?? 0
             guard after >= 0 else { throw ProtocolError(.invalidParams, "after must be a line number ≥ 0, got \(after)", field: "after") }
-            let limit = try p.optionalInt("limit") ?? 1000
-            guard (1...1000).contains(limit) else {
-                throw ProtocolError(.invalidParams, "limit must be in 1...1000, got \(limit)", field: "limit")
-            }
-            runner.results(id: try p.string("id"), requester: peer, after: after, limit: limit, reply: reply)
+            runner.results(id: try p.string("id"), requester: peer, after: after, limit: try limit(p, default: 1000), reply: reply)
         case "jobs.cancel":
             try p.rejectUnknown(allowed: ["id"])
             runner.cancel(id: try p.string("id"), requester: peer, reply: reply)
         default:
             throw ProtocolError(.unknownMethod, "unknown method '\(method)'", field: "method")
         }
+    }
+
+    /// A page size: the bound keeps one page's read, and its reply, small.
+    private static func limit(_ p: Params, default value: Int) throws(ProtocolError) -> Int {
+        let limit = try p.optionalInt("limit") ?? value
+        guard (1...1000).contains(limit) else {
+            throw ProtocolError(.invalidParams, "limit must be in 1...1000, got \(limit)", field: "limit")
+        }
+        return limit
     }
 }

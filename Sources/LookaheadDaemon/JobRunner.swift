@@ -22,10 +22,11 @@ public final class JobRunner: @unchecked Sendable {
     let window: DrainWindow?
     let clock: JobClock
     let maxInputBytes: Int
+    private let quota: JobQuota
     private let batcher: Batcher
     private let asks: AskPreparer
     private let maxInFlight: Int
-    /// A results page stays under half a frame, so the reply always fits.
+    /// A page of `jobs.list` or `jobs.results` stays under half a frame, so the reply always fits.
     private let pageBytes: Int
     private let log = Logger(label: "lookaheadd.jobs")
     private let queue = DispatchQueue(label: "lookaheadd.jobs")
@@ -40,7 +41,9 @@ public final class JobRunner: @unchecked Sendable {
     private var timer: (any DispatchSourceTimer)?
 
     public init(directory: String, batcher: Batcher, asks: AskPreparer, config: DaemonConfiguration, clock: JobClock) {
-        keeper = JobStoreKeeper(directory: directory)
+        keeper = JobStoreKeeper(directory: directory, clock: clock,
+                                retention: config.jobRetentionDays == 0 ? nil : Double(config.jobRetentionDays) * 86400)
+        quota = JobQuota(jobs: config.maxJobsPerUser, lines: config.maxJobLinesPerUser, bytes: config.maxJobBytesPerUser)
         self.batcher = batcher
         self.asks = asks
         self.clock = clock
@@ -89,7 +92,8 @@ public final class JobRunner: @unchecked Sendable {
 
     // MARK: - Methods (answered on `queue`)
 
-    func submit(owner: UInt32, source: JobSource, runNow: Bool, deadline: Double?, reply: @escaping Reply) {
+    func submit(owner: UInt32, source: JobSource, runNow: Bool, deadline: Double?, idempotencyKey: String?,
+                reply: @escaping Reply) {
         inputQueue.async { [self] in
             let lines: [ValidatedLine]
             do throws(ProtocolError) {
@@ -104,21 +108,32 @@ public final class JobRunner: @unchecked Sendable {
                         throw ProtocolError(.invalidParams, "deadline \(deadline) is not in the future (now \(now))", field: "deadline")
                     }
                     let store = try keeper.open()
-                    let job = try keeper.storing { () throws(JobStoreError) in
-                        try store.submit(owner: owner, lines: lines, runNow: runNow, deadline: deadline, now: now)
+                    let submitted = try keeper.storing { () throws(JobStoreError) in
+                        try store.submit(owner: owner, lines: lines, runNow: runNow, deadline: deadline, now: now,
+                                         idempotencyKey: idempotencyKey, quota: quota)
                     }
-                    log.info("job submitted", metadata: ["job": "\(job.id)", "owner_uid": "\(owner)",
-                                                         "lines": "\(lines.count)", "now": "\(runNow)"])
-                    pump()
-                    return .object(JobEncoding.job(job))
+                    if !submitted.duplicate {
+                        log.info("job submitted", metadata: ["job": "\(submitted.job.id)", "owner_uid": "\(owner)",
+                                                             "lines": "\(lines.count)", "now": "\(runNow)"])
+                        pump()
+                    }
+                    var object = JobEncoding.job(submitted.job)
+                    object["duplicate"] = .bool(submitted.duplicate)
+                    return .object(object)
                 })
             }
         }
     }
 
-    func list(requester: UInt32, reply: @escaping Reply) {
-        answer(reply) { store throws(JobStoreError) in
-            .object(["jobs": .array(try store.list(requester: requester).map { .object(JobEncoding.job($0)) })])
+    /// The requester's jobs after the cursor, newest first, as many as fit `limit` and half a
+    /// frame; `next_after` is the cursor of the next page (null on the last).
+    func list(requester: UInt32, after: JobCursor?, limit: Int, reply: @escaping Reply) {
+        answer(reply) { [self] store throws(JobStoreError) in
+            // One more than the page holds, to tell whether another page follows.
+            let jobs = try store.list(requester: requester, after: after, limit: limit + 1)
+            let page = page(jobs, limit: limit) { .object(JobEncoding.job($0)) }
+            return .object(["jobs": .array(page.items),
+                            "next_after": page.last.map { .string(JobCursor(after: $0).description) } ?? .null])
         }
     }
 
@@ -137,27 +152,31 @@ public final class JobRunner: @unchecked Sendable {
     }
 
     /// Lines after line `after`, in order, as many as fit `limit` and half a frame; `next_after`
-    /// is where the next page starts (null on the last page).
+    /// is where the next page starts (null on the last page). The store reads only this page.
     func results(id: String, requester: UInt32, after: Int, limit: Int, reply: @escaping Reply) {
         answer(reply) { [self] store throws(JobStoreError) in
             let job = try store.job(id: id, requester: requester)
-            var page: [JSONValue] = []
-            var bytes = 0
-            var next: Int?
-            // The store reads a job's lines whole; paging bounds the reply, not that read.
-            for line in try store.results(id: id, requester: requester) where line.lineNo > after {
-                let encoded = JobEncoding.line(line)
-                let size = JSONCodec.encode(encoded).count
-                if page.count == limit || (!page.isEmpty && bytes + size > pageBytes) {
-                    next = line.lineNo - 1
-                    break
-                }
-                page.append(encoded)
-                bytes += size
-            }
-            return .object(["id": .string(id), "state": .string(job.state.rawValue), "lines": .array(page),
-                            "next_after": next.map { JSONValue($0) } ?? .null])
+            let lines = try store.results(id: id, requester: requester, after: after, limit: limit + 1)
+            let page = page(lines, limit: limit) { JobEncoding.line($0) }
+            return .object(["id": .string(id), "state": .string(job.state.rawValue), "lines": .array(page.items),
+                            "next_after": page.last.map { JSONValue($0.lineNo) } ?? .null])
         }
+    }
+
+    /// The leading rows that fit one reply: at most `limit`, and within `pageBytes` (the first row
+    /// always, or a large one could never be read). `last` is the last row taken when rows were
+    /// left over, where the next page begins; nil when this page is the last.
+    private func page<Row>(_ rows: [Row], limit: Int, _ encode: (Row) -> JSONValue) -> (items: [JSONValue], last: Row?) {
+        var items: [JSONValue] = []
+        var bytes = 0
+        for (index, row) in rows.enumerated() {
+            let item = encode(row)
+            let size = JSONCodec.encode(item).count
+            if items.count == limit || (!items.isEmpty && bytes + size > pageBytes) { return (items, rows[index - 1]) }
+            items.append(item)
+            bytes += size
+        }
+        return (items, nil)
     }
 
     /// Queued lines are cancelled at once; lines in flight are stopped at the engine's next tick
@@ -212,6 +231,7 @@ public final class JobRunner: @unchecked Sendable {
     /// Saves what could not be saved before, then claims lines while there is room.
     private func pump() {
         guard feeding, let store = try? keeper.open() else { return }
+        keeper.sweepIfDue()
         for (key, flight) in flights { if let unsaved = flight.unsaved { settle(key, unsaved) } }
         // While the store refuses writes, nothing new starts: its result could not be kept either.
         if !flights.values.contains(where: { $0.unsaved != nil }) {

@@ -17,12 +17,25 @@ final class JobStoreKeeper {
     let directory: String
     let shown = Mutex(JobsShown())
     private(set) var store: JobStore?
+    private let clock: JobClock
+    /// Seconds a finished job is kept; nil: forever.
+    private let retention: Double?
+    /// Unix seconds of the last sweep for jobs past their retention.
+    private var lastSweep: Double?
     private var lastFailure: String?
     private let log = Logger(label: "lookaheadd.jobs")
 
-    init(directory: String) { self.directory = directory }
+    /// Finished jobs are looked for this often: they are kept for days, so an hour late is nothing.
+    static let sweepInterval = 3600.0
 
-    /// The open store; opening it re-queues the lines a crash left in flight.
+    init(directory: String, clock: JobClock, retention: Double?) {
+        self.directory = directory
+        self.clock = clock
+        self.retention = retention
+    }
+
+    /// The open store; opening it re-queues the lines a crash left in flight, and fails those
+    /// that have had their last attempt.
     func open() throws(ProtocolError) -> JobStore {
         if let store { return store }
         do {
@@ -30,10 +43,14 @@ final class JobStoreKeeper {
             // here. Were that to fail, the store's own error below names the path.
             try? Server.prepareDirectory(of: directory)
             let opened = try JobStore(directory: directory)
-            let requeued = try opened.recoverInFlight()
+            let recovery = try opened.recoverInFlight(now: clock.now())
             store = opened
             recovered()
-            log.info("job store open", metadata: ["path": "\(opened.path)", "requeued_lines": "\(requeued)"])
+            log.info("job store open", metadata: ["path": "\(opened.path)", "requeued_lines": "\(recovery.requeued)",
+                                                  "abandoned_lines": "\(recovery.abandoned)"])
+            if recovery.abandoned > 0 {
+                log.warning("\(recovery.abandoned) batch lines failed: each was in flight when the daemon stopped, \(JobStore.maxAttempts) times")
+            }
             return opened
         } catch {
             let problem = ProtocolError(.internal, "batch jobs are unavailable: \(error)")
@@ -43,6 +60,21 @@ final class JobStoreKeeper {
     }
 
     func close() { store = nil }
+
+    /// Deletes the jobs finished longer ago than the retention, at most once per `sweepInterval`
+    /// (or when the clock was set back past the last sweep).
+    func sweepIfDue() {
+        guard let retention, let store else { return }
+        let now = clock.now()
+        if let lastSweep, abs(now - lastSweep) < Self.sweepInterval { return }
+        lastSweep = now
+        do {
+            let deleted = try store.deleteFinished(before: now - retention)
+            if deleted > 0 { log.info("deleted finished jobs past their retention", metadata: ["jobs": "\(deleted)"]) }
+        } catch {
+            failed(error, "cannot delete finished jobs")
+        }
+    }
 
     /// Runs a store call; a missing or foreign job and a bad submission are the client's errors,
     /// anything else the store's (logged, `internal`).
@@ -54,6 +86,9 @@ final class JobStoreKeeper {
             // Another user's job reads exactly like a missing one.
             case .notFound(let id): throw ProtocolError(.notFound, "no job \(id)", field: "id")
             case .invalidSubmission(let message): throw ProtocolError(.invalidParams, message)
+            // Busy while the owner's other jobs hold the room; a job that could never fit is too large.
+            case .overQuota(_, _, _, let adding, let max):
+                throw ProtocolError(adding > max ? .tooLarge : .busy, error.description)
             default:
                 failed(error, "job store")
                 throw ProtocolError(.internal, "job store: \(error)")

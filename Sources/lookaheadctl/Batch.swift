@@ -29,6 +29,10 @@ struct BatchSubmit: ParsableCommand {
         "Lines not started by then expire: +DURATION (+90m, +8h, +2d), ISO 8601 (2025-06-02T07:00:00Z; local time without a zone) or unix seconds.",
         valueName: "time"))
     var deadline: String?
+    @Option(help: ArgumentHelp(
+        "Submitting again with the same key (up to 256 bytes) returns the job already queued instead of a second one, so a retry after a lost reply is safe.",
+        valueName: "key"))
+    var idempotencyKey: String?
     @Flag(help: "Print the job object as JSON.") var json = false
     @Argument(help: "The JSONL file, or - for standard input.", completion: .file()) var file: String
 
@@ -38,11 +42,15 @@ struct BatchSubmit: ParsableCommand {
     func run() throws {
         var params: Params = ["now": .bool(now)]
         if let deadline { params.object["deadline"] = .double(try Deadline.parse(deadline)) }
+        if let idempotencyKey { params.object["idempotency_key"] = .string(idempotencyKey) }
         for (key, value) in try input() { params.object[key] = value }
         let job = try connection.connect().call(method: "jobs.submit", params: params)
         let object = job.objectValue ?? [:]
         if json {
             FileHandle.standardOutput.write("\(job)\n")
+        } else if object["duplicate"]?.boolValue == true {
+            let state = object["state"]?.stringValue ?? "?"
+            FileHandle.standardOutput.write("\(object["id"]?.stringValue ?? "?") was already submitted with this key; it is \(state)\n")
         } else {
             let total = object["counts"]?.objectValue?["total"]?.intValue ?? 0
             let when = now ? "starts now" : "starts when the drain window (if lookaheadd has one) is open"
@@ -70,15 +78,23 @@ struct BatchSubmit: ParsableCommand {
 
 struct BatchList: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "list", abstract: "List your jobs, newest first (root: everyone's).")
+        commandName: "list", abstract: "List your jobs, newest first (root: everyone's).",
+        discussion: "With --json: {\"jobs\": [...]}, every page of the daemon's answer in one object.")
 
     @OptionGroup var connection: ConnectionOptions
     @Flag(help: "Print the daemon's result object as JSON.") var json = false
 
     func run() throws {
-        let result = try connection.connect().call(method: "jobs.list")
-        if json { return FileHandle.standardOutput.write("\(result)\n") }
-        let jobs = result.objectValue?["jobs"]?.arrayValue ?? []
+        let client = try connection.connect()
+        // The daemon answers in pages so that no reply outgrows a frame; a list is all of them.
+        var jobs: [JSONValue] = []
+        var after: JSONValue = .null
+        repeat {
+            let page = try client.call(method: "jobs.list", params: ["after": after])
+            jobs += page.objectValue?["jobs"]?.arrayValue ?? []
+            after = page.objectValue?["next_after"] ?? .null
+        } while !after.isNull
+        if json { return FileHandle.standardOutput.write("\(JSONValue.object(["jobs": .array(jobs)]))\n") }
         var out = pad("ID", 22) + pad("STATE", 12) + pad("DONE/TOTAL", 12) + pad("FAILED", 8) + "CREATED\n"
         for job in jobs.compactMap(\.objectValue) {
             let c = JobCounts(job)
@@ -159,28 +175,44 @@ struct BatchResults: ParsableCommand {
             """)
 
     @OptionGroup var connection: ConnectionOptions
-    @Option(name: .shortAndLong, help: "Write to this file instead of standard output.", completion: .file())
+    @Option(name: .shortAndLong, help: ArgumentHelp(
+        "Write to this file instead of standard output: whole or not at all (a new file renamed over it), mode 0600; a symbolic link there is refused.",
+        valueName: "file"), completion: .file())
     var output: String?
     @Argument(help: "The job id.") var id: String
 
     func run() throws {
         let client = try connection.connect()
-        var out = Data()
+        guard let output else {
+            try fetch(client) { FileHandle.standardOutput.write($0) }
+            return
+        }
+        let file = try OutputFile(output)
+        do {
+            let lines = try fetch(client) { try file.write($0) }
+            try file.commit()
+            FileHandle.standardError.write("\(lines) lines written to \(output)\n")
+        } catch {
+            file.discard()
+            throw error
+        }
+    }
+
+    /// Every page of the job's results, one JSON line per input line, handed on page by page;
+    /// returns how many lines.
+    @discardableResult
+    private func fetch(_ client: Client, into write: (Data) throws -> Void) throws -> Int {
         var after: Int64 = 0
         var lines = 0
         while true {
             let page = try client.call(method: "jobs.results", params: ["id": .string(id), "after": .int(after)])
             let object = page.objectValue ?? [:]
-            for line in object["lines"]?.arrayValue ?? [] {
-                out.append(Data("\(line)\n".utf8))
-                lines += 1
-            }
-            guard let next = object["next_after"]?.intValue else { break }
+            let items = object["lines"]?.arrayValue ?? []
+            try write(Data(items.map { "\($0)\n" }.joined().utf8))
+            lines += items.count
+            guard let next = object["next_after"]?.intValue else { return lines }
             after = next
         }
-        guard let output else { return FileHandle.standardOutput.write(out) }
-        try out.write(to: URL(fileURLWithPath: output))
-        FileHandle.standardError.write("\(lines) lines written to \(output)\n")
     }
 }
 

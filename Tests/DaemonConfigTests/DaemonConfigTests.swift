@@ -138,6 +138,14 @@ private func defaults(_ change: (inout DaemonConfiguration) -> Void) -> DaemonCo
              bad: "22:00-24:00", reason: "'22:00-24:00' is not HH:MM-HH:MM"),
         Case(key: "max_job_bytes", good: "1024", expected: { $0.maxJobBytes = 1024 },
              bad: "1023", reason: "must be 1024...1073741824, got 1023"),
+        Case(key: "max_jobs_per_user", good: "1", expected: { $0.maxJobsPerUser = 1 },
+             bad: "0", reason: "must be at least 1, got 0"),
+        Case(key: "max_job_lines_per_user", good: "5000000", expected: { $0.maxJobLinesPerUser = 5_000_000 },
+             bad: "many", reason: "'many' is not an integer"),
+        Case(key: "max_job_bytes_per_user", good: "1073741824", expected: { $0.maxJobBytesPerUser = 1 << 30 },
+             bad: "1023", reason: "must be at least 1024, got 1023"),
+        Case(key: "job_retention_days", good: "0", expected: { $0.jobRetentionDays = 0 },
+             bad: "-1", reason: "must be 0...36500, got -1"),
         Case(key: "shutdown_grace_seconds", good: "2.5", expected: { $0.shutdownGraceSeconds = 2.5 },
              bad: "-1", reason: "must be a number of seconds ≥ 0, got '-1'"),
         Case(key: "log_level", good: "debug", expected: { $0.logLevel = .debug },
@@ -260,6 +268,9 @@ private func defaults(_ change: (inout DaemonConfiguration) -> Void) -> DaemonCo
         #expect(failure("max_batch_sessions = 2\nmax_sessions = 1")?.description
             == "test.conf:2: key 'max_sessions': max_batch_sessions (2) must not exceed max_sessions (1)")
         #expect(failure("max_tokens_limit = 100\n\ndefault_max_tokens = 200")?.line == 3)
+        #expect(failure("max_job_bytes_per_user = 1048576")?.description
+            == "test.conf:1: key 'max_job_bytes_per_user': max_job_bytes (67108864) must not exceed max_job_bytes_per_user (1048576), or a job of the largest size could never be queued")
+        #expect(try parse("max_job_bytes = 1048576\nmax_job_bytes_per_user = 1048576").maxJobBytesPerUser == 1 << 20)
         #expect(failure("max_tokens_limit = 100")?.key == "max_tokens_limit")
         #expect(failure("max_prompt_tokens = 8192")?.message
             == "max_prompt_tokens (8192) must be below context_length (8192) to leave room for the answer")

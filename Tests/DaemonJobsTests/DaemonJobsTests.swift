@@ -216,6 +216,67 @@ struct DaemonJobsTests {
         #expect(daemon.stop() == 0)
     }
 
+    /// One user's jobs waiting outside the drain window hold their quota: over it a submission is
+    /// `busy` (or `too_large` when it could never fit), naming the key; a resubmission with the
+    /// same idempotency key gets the job back; the list comes in pages.
+    @Test func quotasIdempotencyKeysAndListPages() throws {
+        let sandbox = try Sandbox(base: jobsConfig)
+        let daemon = try sandbox.start(config: "drain_window = 22:00-07:00\nmax_jobs_per_user = 2\nmax_job_lines_per_user = 3\n",
+                                       environment: ["LOOKAHEAD_FAKE_TIME": "12:00"])
+        let uid = getuid()
+        func submit(_ lines: Int, first: Int, key: String? = nil) -> Params {
+            var params: Params = ["content": .string(questions(lines, maxTokens: 4, first: first)), "now": false]
+            if let key { params.object["idempotency_key"] = .string(key) }
+            return params
+        }
+        let first = try daemon.call("jobs.submit", submit(2, first: 1, key: "nightly"))
+        #expect(first["duplicate"] == false && first["idempotency_key"] == "nightly")
+        let again = try daemon.call("jobs.submit", submit(2, first: 1, key: "nightly"))
+        #expect(again["duplicate"] == true && again["id"] == first["id"])
+
+        #expect(try daemon.failure("jobs.submit", submit(2, first: 3)) == ProtocolError(
+            .busy, "uid \(uid) has 2 lines queued or running and this job adds 2: over max_job_lines_per_user (3)"))
+        #expect(try daemon.failure("jobs.submit", submit(4, first: 3)).code == .tooLarge)
+        let second = try daemon.call("jobs.submit", submit(1, first: 3))
+        #expect(try daemon.failure("jobs.submit", submit(1, first: 4)) == ProtocolError(
+            .busy, "uid \(uid) has 2 unfinished jobs and this job adds 1: over max_jobs_per_user (2)"))
+        let badKey = try daemon.failure("jobs.submit", submit(1, first: 4, key: String(repeating: "k", count: 257)))
+        #expect(badKey.code == .invalidParams && badKey.field == "idempotency_key")
+
+        let page = try daemon.call("jobs.list", ["limit": 1])
+        #expect(page["jobs"]?.arrayValue?.map { $0["id"] } == [second["id"]])
+        let next = try #require(page["next_after"]?.stringValue)
+        let last = try daemon.call("jobs.list", ["after": .string(next), "limit": 1])
+        #expect(last["jobs"]?.arrayValue?.map { $0["id"] } == [first["id"]] && last["next_after"] == .null)
+        #expect(try daemon.failure("jobs.list", ["after": "job_1"]).field == "after")
+
+        let input = try sandbox.write("nightly.jsonl", questions(2, maxTokens: 4))
+        let ctl = try lookaheadctl(["batch", "submit", "--idempotency-key", "nightly", input, "--socket", sandbox.socket])
+        #expect(ctl.stdout == "\(first["id"]?.stringValue ?? "?") was already submitted with this key; it is queued\n", "\(ctl)")
+        #expect(daemon.stop() == 0)
+    }
+
+    /// A line in flight each of the three times the daemon is killed is not run a fourth time.
+    @Test func aLineThatOutlivesThreeDaemonsFails() throws {
+        let sandbox = try Sandbox(base: jobsConfig)
+        var daemon = try sandbox.start()
+        // Long enough to be cut short every time.
+        let line: JSONValue = ["custom_id": "long", "prompt": "Count from 1 to 2000, separated by commas.", "mode": "ar", "max_tokens": 1500]
+        let id = try daemon.submit("\(line)\n")
+        for _ in 1...3 {
+            try daemon.wait(for: id) { $0.count("in_progress") == 1 }
+            daemon.kill9()
+            daemon = try sandbox.start()
+        }
+        let job = try daemon.waitUntilFinished(id)
+        #expect(job.state == "failed" && job.count("failed") == 1)
+        let result = try #require(try daemon.results(id).first)
+        #expect(result["attempts"] == 3)
+        #expect(result["error"] == ["code": "internal", "message": "abandoned after 3 attempts: the daemon stopped while it ran"])
+        #expect(daemon.log.contains("ABANDONED_LINES=1"), "\(daemon.log)")
+        #expect(daemon.stop() == 0)
+    }
+
     /// Each bad input is refused whole, with the line and field at fault; nothing is queued.
     @Test func badInputIsRefusedWithItsLine() throws {
         let sandbox = try Sandbox(base: jobsConfig)

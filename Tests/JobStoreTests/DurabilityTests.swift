@@ -13,8 +13,8 @@ private let owner: UInt32 = 1000
 /// as the daemon does at start, then every line claimed and completed.
 private func finishAfterRestart(_ directory: String, jobID: String, expectRequeued: Int) throws -> [LineResult] {
     let store = try JobStore(directory: directory)
-    #expect(try store.recoverInFlight() == expectRequeued)
-    #expect(try store.recoverInFlight() == 0, "recovery is idempotent")
+    #expect(try store.recoverInFlight(now: t0 + 99) == Recovery(requeued: expectRequeued))
+    #expect(try store.recoverInFlight(now: t0 + 99) == Recovery(), "recovery is idempotent")
     while true {
         let claimed = try store.claimLines(limit: 2, now: t0 + 100, windowOpen: false)
         if claimed.isEmpty { break }
@@ -29,7 +29,7 @@ private func finishAfterRestart(_ directory: String, jobID: String, expectRequeu
 
 /// Lines 1–3 claimed, line 1 answered, lines 4–5 still queued: the state a crash interrupts.
 private func halfDoneJob(_ store: JobStore) throws -> String {
-    let job = try store.submit(owner: owner, lines: try validLines(5), runNow: true, deadline: nil, now: t0)
+    let job = try store.submit(owner: owner, lines: try validLines(5), runNow: true, deadline: nil, now: t0).job
     #expect(try store.claimLines(limit: 3, now: t0 + 1, windowOpen: false).count == 3)
     try store.complete(jobID: job.id, lineNo: 1, result: answer("q1#1"), now: t0 + 2)
     return job.id
@@ -77,16 +77,71 @@ private func expectEachLineOnce(_ results: [LineResult]) {
         let dir = try TempDir("jobstore-test")
         defer { dir.remove() }
         var store: JobStore? = try JobStore(directory: dir.path)
-        let job = try store!.submit(owner: owner, lines: try validLines(3), runNow: true, deadline: nil, now: t0)
+        let job = try store!.submit(owner: owner, lines: try validLines(3), runNow: true, deadline: nil, now: t0).job
         _ = try store!.claimLines(limit: 2, now: t0, windowOpen: false)
         _ = try store!.cancel(jobID: job.id, requester: owner, now: t0 + 1)
         store = nil
         store = try JobStore(directory: dir.path)
-        #expect(try store!.recoverInFlight() == 0, "nothing of a cancelled job is re-queued")
+        #expect(try store!.recoverInFlight(now: t0 + 2) == Recovery(), "nothing of a cancelled job is re-queued")
         let results = try store!.results(id: job.id, requester: owner)
         #expect(results.map(\.state) == [.cancelled, .cancelled, .cancelled])
         #expect(results.allSatisfy { $0.finishedAt == t0 + 1 })
         #expect(try store!.counterMismatches() == [])
+    }
+
+    /// A line the daemon keeps dying under (simulated: the store dropped with the line in
+    /// flight, and reopened) runs three times, then fails with the reason, and its job ends.
+    @Test func aLineInFlightAtEveryRestartFailsAfterThreeAttempts() throws {
+        let dir = try TempDir("jobstore-test")
+        defer { dir.remove() }
+        var store: JobStore? = try JobStore(directory: dir.path)
+        let job = try store!.submit(owner: owner, lines: try validLines(2), runNow: true, deadline: nil, now: t0).job
+        _ = try store!.claimLines(limit: 1, now: t0, windowOpen: false)
+        try store!.complete(jobID: job.id, lineNo: 1, result: answer("fine"), now: t0 + 1)
+        for attempt in 1...JobStore.maxAttempts {
+            let claimed = try store!.claimLines(limit: 1, now: t0 + Double(attempt), windowOpen: false)
+            #expect(claimed.map(\.lineNo) == [2] && claimed.first?.attempt == attempt)
+            store = nil
+            store = try JobStore(directory: dir.path)
+            let recovery = try store!.recoverInFlight(now: t0 + 10 * Double(attempt))
+            let last = attempt == JobStore.maxAttempts
+            #expect(recovery == (last ? Recovery(abandoned: 1) : Recovery(requeued: 1)), "after attempt \(attempt)")
+        }
+        let line = try store!.results(id: job.id, requester: owner)[1]
+        #expect(line.state == .failed && line.attempts == 3 && line.finishedAt == t0 + 30)
+        #expect(line.error == ["code": "internal", "message": "abandoned after 3 attempts: the daemon stopped while it ran"])
+        let ended = try store!.job(id: job.id, requester: owner)
+        #expect(ended.state == .completed && ended.finishedAt == t0 + 30 && ended.counts.failed == 1)
+        #expect(try store!.claimLines(limit: 5, now: t0 + 40, windowOpen: true).isEmpty)
+        #expect(try store!.counterMismatches() == [])
+    }
+
+    /// A database written by the first schema (no idempotency keys, no byte counts) is upgraded
+    /// in place: its jobs keep running, and their bytes count against the quota.
+    @Test func aVersion1DatabaseIsUpgraded() throws {
+        let dir = try TempDir("jobstore-test")
+        defer { dir.remove() }
+        var store: JobStore? = try JobStore(directory: dir.path)
+        let old = try store!.submit(owner: owner, lines: try validLines(2), runNow: true, deadline: nil, now: t0).job
+        let bytes = Int(try store!.sqlForTesting("SELECT n_bytes FROM jobs")[0])!
+        #expect(bytes > 0)
+        // Back to version 1, as the first release left it.
+        for sql in ["DROP INDEX jobs_by_key", "ALTER TABLE jobs DROP COLUMN idempotency_key",
+                    "ALTER TABLE jobs DROP COLUMN n_bytes", "PRAGMA user_version = 1"] {
+            try store!.sqlForTesting(sql)
+        }
+        store = nil
+
+        store = try JobStore(directory: dir.path)
+        #expect(try store!.sqlForTesting("PRAGMA user_version") == ["2"])
+        #expect(try store!.job(id: old.id, requester: owner).counts.queued == 2)
+        let quota = JobQuota(jobs: 10, lines: 10, bytes: bytes)
+        #expect(thrown { () throws(JobStoreError) in
+            try store!.submit(owner: owner, lines: try! validLines(1, prefix: "r"), runNow: true, deadline: nil, now: t0 + 1, quota: quota)
+        } == .overQuota(owner: owner, limit: .bytes, held: bytes, adding: bytes / 2, max: bytes))
+        let keyed = try store!.submit(owner: owner, lines: try validLines(1), runNow: true, deadline: nil, now: t0 + 2, idempotencyKey: "k")
+        #expect(try store!.submit(owner: owner, lines: try validLines(1), runNow: true, deadline: nil, now: t0 + 3, idempotencyKey: "k").job.id
+            == keyed.job.id)
     }
 
     @Test func oneStorePerDirectory() throws {
@@ -104,7 +159,7 @@ private func expectEachLineOnce(_ results: [LineResult]) {
         defer { dir.remove() }
         let state = dir.sub("state")
         let store = try JobStore(directory: state)
-        _ = try store.submit(owner: owner, lines: try validLines(1), runNow: true, deadline: nil, now: t0)
+        _ = try store.submit(owner: owner, lines: try validLines(1), runNow: true, deadline: nil, now: t0).job
         #expect(mode(state) == 0o700)
         #expect(mode(state + "/jobs.sqlite3") == 0o600)
         #expect(mode(state + "/jobs.sqlite3-wal") == 0o600)
@@ -130,7 +185,7 @@ private func expectEachLineOnce(_ results: [LineResult]) {
         #expect(try store.sqlForTesting("PRAGMA synchronous") == ["2"], "FULL")
         #expect(try store.sqlForTesting("PRAGMA foreign_keys") == ["1"])
         #expect(try store.sqlForTesting("PRAGMA busy_timeout") == ["5000"])
-        #expect(try store.sqlForTesting("PRAGMA user_version") == ["1"])
+        #expect(try store.sqlForTesting("PRAGMA user_version") == ["2"])
     }
 
     @Test func aNewerSchemaIsRefused() throws {
@@ -193,7 +248,7 @@ private func expectEachLineOnce(_ results: [LineResult]) {
         let store = try JobStore(directory: dir.path)
         try store.sqlForTesting("PRAGMA query_only = ON")
         let error = thrown { () throws(JobStoreError) in
-            try store.submit(owner: owner, lines: try! validLines(1), runNow: true, deadline: nil, now: t0)
+            try store.submit(owner: owner, lines: try! validLines(1), runNow: true, deadline: nil, now: t0).job
         }
         guard case .readOnly(let path, _)? = error else {
             Issue.record("expected readOnly, got \(String(describing: error))")
@@ -202,21 +257,21 @@ private func expectEachLineOnce(_ results: [LineResult]) {
         #expect(path == store.path)
         #expect(error?.description.hasPrefix("\(store.path) is read-only") == true)
         try store.sqlForTesting("PRAGMA query_only = OFF")
-        #expect(try store.submit(owner: owner, lines: try validLines(1), runNow: true, deadline: nil, now: t0).state == .queued)
+        #expect(try store.submit(owner: owner, lines: try validLines(1), runNow: true, deadline: nil, now: t0).job.state == .queued)
     }
 
     @Test func aFullDiskRefusesTheWholeJobAndTheStoreGoesOn() throws {
         let dir = try TempDir("jobstore-test")
         defer { dir.remove() }
         let store = try JobStore(directory: dir.path)
-        let small = try store.submit(owner: owner, lines: try validLines(2), runNow: true, deadline: nil, now: t0)
+        let small = try store.submit(owner: owner, lines: try validLines(2), runNow: true, deadline: nil, now: t0).job
         _ = try store.claimLines(limit: 1, now: t0, windowOpen: false)
         let pages = Int(try store.sqlForTesting("PRAGMA page_count")[0])!
         try store.sqlForTesting("PRAGMA max_page_count = \(pages + 2)")
 
         let big = (1...200).map { #"{"custom_id":"big\#($0)","prompt":"\#(String(repeating: "x", count: 2000))"}"# }
         let lines = try JobInput.validate(jsonl: Array(big.joined(separator: "\n").utf8))
-        let error = thrown { () throws(JobStoreError) in try store.submit(owner: owner, lines: lines, runNow: true, deadline: nil, now: t0 + 1) }
+        let error = thrown { () throws(JobStoreError) in try store.submit(owner: owner, lines: lines, runNow: true, deadline: nil, now: t0 + 1).job }
         #expect(error == .diskFull(path: store.path))
         #expect(error?.description == "disk full: cannot write \(store.path)")
 
@@ -225,7 +280,7 @@ private func expectEachLineOnce(_ results: [LineResult]) {
         #expect(try store.counterMismatches() == [])
         try store.complete(jobID: small.id, lineNo: 1, result: answer("fine"), now: t0 + 2)
         try store.sqlForTesting("PRAGMA max_page_count = 1073741823")
-        #expect(try store.submit(owner: owner, lines: lines, runNow: true, deadline: nil, now: t0 + 3).counts.total == 200)
+        #expect(try store.submit(owner: owner, lines: lines, runNow: true, deadline: nil, now: t0 + 3).job.counts.total == 200)
     }
 
     @Test(arguments: [

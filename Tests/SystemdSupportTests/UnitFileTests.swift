@@ -36,3 +36,49 @@ struct UnitFileTests {
         return (run.exitCode, run.stdout + run.stderr)
     }
 }
+
+/// The service's resource limits (systemd/lookaheadd.service): present, and in an order that lets
+/// the kernel throttle before it kills.
+@Suite struct ResourceLimitTests {
+    static let service = UnitFileTests.repository.appendingPathComponent("systemd/lookaheadd.service")
+
+    /// `Key=value` of the unit's [Service] section; a key set twice keeps its last value, as systemd does.
+    static func settings() throws -> [String: String] {
+        let text = try String(contentsOf: service, encoding: .utf8)
+        var values: [String: String] = [:]
+        var inService = false
+        for line in text.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            if line.hasPrefix("[") { inService = line == "[Service]"; continue }
+            guard inService, !line.hasPrefix("#"), let equals = line.firstIndex(of: "=") else { continue }
+            values[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        return values
+    }
+
+    /// systemd's byte sizes: a number with an optional K, M, G or T (powers of 1024).
+    static func bytes(_ text: String?) -> Int? {
+        guard let text, let last = text.last else { return nil }
+        let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
+        if let unit = units[last] { return Int(text.dropLast()).map { $0 * unit } }
+        return Int(text)
+    }
+
+    @Test func memoryIsThrottledBeforeItIsCapped() throws {
+        let unit = try Self.settings()
+        let high = try #require(Self.bytes(unit["MemoryHigh"]), "MemoryHigh= missing or not a size")
+        let max = try #require(Self.bytes(unit["MemoryMax"]), "MemoryMax= missing or not a size")
+        #expect(high < max, "above MemoryHigh the kernel throttles; it must come before the kill at MemoryMax")
+        // The default models alone take about 1.6 GB; with KV cache and lines in flight, room to spare.
+        #expect(high >= 4 << 30)
+    }
+
+    @Test func descriptorsAndTasksAreBounded() throws {
+        let unit = try Self.settings()
+        let files = try #require(unit["LimitNOFILE"].flatMap { Int($0) }, "LimitNOFILE= missing or not a number")
+        // Above systemd's soft default of 1024, for the connections a busy daemon holds.
+        #expect(files > 1024)
+        let tasks = try #require(unit["TasksMax"].flatMap { Int($0) }, "TasksMax= missing or not a number")
+        // ggml's workers (up to 256) and libdispatch's pool (up to 255) must fit.
+        #expect(tasks >= 512)
+    }
+}
