@@ -332,6 +332,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func finishJob(_ request: Request, _ outcome: Result<JSONValue, ProtocolError>) {
         guard inFlight.removeValue(forKey: request.id) != nil else { return }
+        answered()
         switch outcome {
         case .success(let result): reply(request, result)
         case .failure(let error): refuse(request, error)
@@ -366,8 +367,15 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// Ends an ask's stream: steps held for it go out before its final frame.
     private func finish(_ id: JSONValue) {
         inFlight[id] = nil
+        answered()
         for step in held.removeValue(forKey: id) ?? [] { send(Self.event(id, step)) }
         armTimer()
+    }
+
+    /// The idle clock runs from the last request or the last answer, whichever came later: a
+    /// client that waited a minute for its answer has not been idle for that minute.
+    private func answered() {
+        if let loop = context?.eventLoop { lastActivity = loop.now }
     }
 
     private func hold(_ id: JSONValue, _ step: HeldStep) {
