@@ -331,3 +331,32 @@ struct DaemonTests {
         #expect(daemon.stop(timeout: 180) == 0)
     }
 }
+
+@Suite("lookaheadd under a supervisor", .serialized, .timeLimit(.minutes(5)))
+struct SupervisedDaemonTests {
+    /// A supervisor that set a parent-death signal (`setpriv --pdeathsig`, as the tests' own
+    /// launcher does) takes the daemon with it — also when the daemon re-executes itself for the
+    /// thread wait policy, which it does when neither GOMP_SPINCOUNT nor OMP_WAIT_POLICY is set.
+    @Test func theDaemonDiesWithTheProcessThatStartedIt() throws {
+        let sandbox = try Sandbox()
+        let pidFile = sandbox.path + "/daemon.pid"
+        let daemon = try sandbox.start(config: "", launcher: [
+            "/usr/bin/env", "-u", "GOMP_SPINCOUNT", "-u", "OMP_WAIT_POLICY", "/bin/sh", "-c",
+            "setpriv --pdeathsig KILL \"$@\" & echo $! > \(pidFile); wait", "supervisor",
+        ])
+        let pid = try #require(Int32((try String(contentsOfFile: pidFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)))
+        func alive() -> Bool {
+            // A zombie waiting for a reaper that never comes has died all the same.
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            return !stat[stat.index(after: close)...].hasPrefix(" Z")
+        }
+        #expect(alive())
+        kill(daemon.process.processIdentifier, SIGKILL)
+        let deadline = Date().addingTimeInterval(10)
+        while alive(), Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        let survived = alive()
+        if survived { kill(pid, SIGKILL) }
+        #expect(!survived, "lookaheadd outlived the process that started it")
+    }
+}
