@@ -17,7 +17,7 @@ DESTDIR      ?=
 UNITDIR      ?= /etc/systemd/system
 RELEASE_BIN   = .build/release
 
-.PHONY: all deps models build test run install clean
+.PHONY: all deps models build test fuzz run install clean
 all: build
 
 deps:
@@ -33,6 +33,12 @@ build: deps
 test: deps models
 	swift build --build-tests $(SWIFT_FLAGS) -Xlinker -rpath -Xlinker $(LLAMA_PREFIX)/lib
 	swift test --skip-build --no-parallel $(SWIFT_FLAGS)
+	scripts/abuse.py --daemon "$(BIN)/lookaheadd"
+	scripts/fuzz.sh 60
+
+# The protocol fuzzer alone, for longer: make fuzz FUZZ_SECONDS=600 (scripts/fuzz.sh; default 60 s).
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 run: build models
 	@scripts/run-demo.sh "$(BIN)" "$(QUESTION)"
