@@ -313,7 +313,7 @@ struct DaemonJobsTests {
         #expect(measured.exitCode == 4 && measured.stderr.contains("too_large: the input is 5242880 bytes, over the limit of 1048576 bytes"), "\(measured)")
         try FileManager.default.removeItem(atPath: huge)
 
-        #expect(try daemon.call("jobs.list") == ["jobs": []])
+        #expect(try daemon.call("jobs.list") == ["jobs": [], "next_after": .null])
         #expect(daemon.stop() == 0)
     }
 
