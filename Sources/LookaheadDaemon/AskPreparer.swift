@@ -14,7 +14,7 @@ public struct PreparedAsk: Sendable {
 /// Turns `ask` params into a session's prompt and settings, checked field by field with errors
 /// that name the field: for an `ask` on a connection and for every line of a batch job alike.
 public struct AskPreparer: Sendable {
-    static let params: Set<String> = ["prompt", "mode", "gamma", "width", "verifier", "temperature", "top_p",
+    static let params: Set<String> = ["prompt", "messages", "mode", "gamma", "width", "verifier", "temperature", "top_p",
                                       "top_k", "seed", "max_tokens", "adaptive"]
 
     let defaults: SessionConfig
@@ -24,11 +24,11 @@ public struct AskPreparer: Sendable {
     let maxPromptBytes: Int
     let defaultVerifier: VerifierKind
     let capacity: Capacity
-    let tokenize: @Sendable (String) throws -> [Token]
+    let tokenize: @Sendable (PromptInput) throws -> [Token]
 
     /// `maxBytesPerToken`: the vocabulary's bound (`Vocab.maxBytesPerToken`), nil when it has none.
     public init(defaults: SessionConfig, maxTokensLimit: Int, maxPromptTokens: Int, maxBytesPerToken: Int?,
-                defaultVerifier: VerifierKind, capacity: Capacity, tokenize: @escaping @Sendable (String) throws -> [Token]) {
+                defaultVerifier: VerifierKind, capacity: Capacity, tokenize: @escaping @Sendable (PromptInput) throws -> [Token]) {
         self.defaults = defaults
         self.maxTokensLimit = maxTokensLimit
         self.maxPromptTokens = maxPromptTokens
@@ -93,22 +93,88 @@ public struct AskPreparer: Sendable {
     }
 
     func promptTokens(_ params: Params) throws(ProtocolError) -> [Token] {
-        let prompt = try params.string("prompt")
-        guard prompt.utf8.count <= maxPromptBytes else {
-            throw ProtocolError(.tooLarge, "prompt is \(prompt.utf8.count) bytes, more than the \(maxPromptTokens) tokens of max_prompt_tokens can hold", field: "prompt")
-        }
-        guard !prompt.trimmingWhitespace.isEmpty else {
-            throw ProtocolError(.invalidParams, "prompt must not be empty", field: "prompt")
+        let input = try Self.promptInput(params)
+        let field = params["messages"] == nil ? "prompt" : "messages"
+        guard input.textBytes <= maxPromptBytes else {
+            throw ProtocolError(.tooLarge, "the prompt is \(input.textBytes) bytes, more than the \(maxPromptTokens) tokens of max_prompt_tokens can hold",
+                                field: field)
         }
         let tokens: [Token]
-        do { tokens = try tokenize(prompt) } catch {
-            throw ProtocolError(.invalidParams, "prompt could not be tokenised: \(error)", field: "prompt")
+        do { tokens = try tokenize(input) } catch {
+            throw ProtocolError(.invalidParams, "the prompt could not be tokenised: \(error)", field: field)
         }
         guard tokens.count <= maxPromptTokens else {
-            throw ProtocolError(.tooLarge, "prompt is \(tokens.count) tokens; the limit is \(maxPromptTokens)", field: "prompt")
+            throw ProtocolError(.tooLarge, "prompt is \(tokens.count) tokens; the limit is \(maxPromptTokens)", field: field)
         }
         return tokens
     }
+
+    /// Bytes of prompt text a request carries, before any check: what decides whether it is
+    /// tokenised off the event loop.
+    static func textBytes(_ params: Params) -> Int {
+        if let prompt = params["prompt"]?.stringValue { return prompt.utf8.count }
+        guard case .array(let list)? = params["messages"] else { return 0 }
+        return list.reduce(0) { $0 + ($1.objectValue?["content"]?.stringValue?.utf8.count ?? 0) }
+    }
+
+    /// Most turns a conversation may have.
+    static let maxMessages = 1000
+
+    /// `prompt` (a string) or `messages` (`[{"role", "content"}]`, system/user/assistant, ending
+    /// with the user's turn), checked with errors naming the element at fault.
+    static func promptInput(_ params: Params) throws(ProtocolError) -> PromptInput {
+        switch (params["prompt"], params["messages"]) {
+        case (nil, nil):
+            throw ProtocolError(.invalidParams, "prompt (a string) or messages (an array of {role, content}) is required", field: "prompt")
+        case (_?, _?):
+            throw ProtocolError(.invalidParams, "give prompt or messages, not both", field: "messages")
+        case (_?, nil):
+            let prompt = try params.string("prompt")
+            guard !prompt.trimmingWhitespace.isEmpty else {
+                throw ProtocolError(.invalidParams, "prompt must not be empty", field: "prompt")
+            }
+            return .text(prompt)
+        case (nil, let value?):
+            guard case .array(let list) = value, !list.isEmpty else {
+                throw ProtocolError(.invalidParams, "messages must be a non-empty array of {role, content}, got \(value.kind)", field: "messages")
+            }
+            guard list.count <= maxMessages else {
+                throw ProtocolError(.tooLarge, "messages has \(list.count) turns; the limit is \(maxMessages)", field: "messages")
+            }
+            var messages: [ChatMessage] = []
+            for (i, element) in list.enumerated() {
+                let field = "messages[\(i)]"
+                guard let turn = element.objectValue else {
+                    throw ProtocolError(.invalidParams, "\(field) must be an object {role, content}, got \(element.kind)", field: field)
+                }
+                let p = Params(turn)
+                do { try p.rejectUnknown(allowed: ["role", "content"]) } catch {
+                    throw ProtocolError(.invalidParams, "\(field): \(error.message)", field: "\(field).\(error.field ?? "")")
+                }
+                guard let role = turn["role"]?.stringValue, ChatRole(rawValue: role) != nil else {
+                    throw ProtocolError(.invalidParams, "\(field).role must be one of \(ChatRole.allCases.map(\.rawValue).joined(separator: ", "))",
+                                        field: "\(field).role")
+                }
+                guard let content = turn["content"]?.stringValue else {
+                    throw ProtocolError(.invalidParams, "\(field).content must be a string", field: "\(field).content")
+                }
+                messages.append(ChatMessage(role: role, content: content))
+            }
+            guard messages.last?.role == ChatRole.user.rawValue else {
+                throw ProtocolError(.invalidParams, "the last message must be the user's: the answer is the assistant's next turn",
+                                    field: "messages[\(list.count - 1)].role")
+            }
+            guard messages.contains(where: { !$0.content.trimmingWhitespace.isEmpty }) else {
+                throw ProtocolError(.invalidParams, "messages must not all be empty", field: "messages")
+            }
+            return .chat(messages)
+        }
+    }
+}
+
+/// Who speaks a turn of a conversation.
+enum ChatRole: String, CaseIterable {
+    case system, user, assistant
 }
 
 extension ProtocolError {

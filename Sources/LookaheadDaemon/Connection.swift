@@ -289,7 +289,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private func ask(_ request: Request) {
         let asks = service.asks, params = request.params
         let prepare: @Sendable () -> Result<PreparedAsk, ProtocolError> = { Result { () throws(ProtocolError) in try asks.prepare(params) } }
-        if (params["prompt"]?.stringValue?.utf8.count ?? 0) >= Offload.threshold {
+        if AskPreparer.textBytes(params) >= Offload.threshold {
             offloaded(prepare) { $0.submit(request, $1) }
         } else {
             submit(request, prepare())

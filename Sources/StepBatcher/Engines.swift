@@ -123,7 +123,7 @@ public final class Engines {
 
     /// Runs one request to completion in this thread (the one-shot CLI, `bench`, tests), through
     /// the same scheduler path as the daemon's requests.
-    public func generate(_ prompt: String, config: SessionConfig,
+    public func generate(_ prompt: PromptInput, config: SessionConfig,
                          onUpdate: (SessionUpdate) -> Void = { _ in }) throws -> Generation {
         try scheduler.generate(prompt: try promptTokens(prompt), config: config, onUpdate: onUpdate)
     }
@@ -133,17 +133,36 @@ public final class Engines {
         try scheduler.generate(prompt: prompt, config: config, onUpdate: onUpdate)
     }
 
-    /// Tokens of a user prompt for the target.
-    public func promptTokens(_ text: String) throws -> [Token] { try Engines.promptTokens(text, model: targetModel) }
+    /// Tokens of a prompt for the target.
+    public func promptTokens(_ input: PromptInput) throws -> [Token] { try Engines.promptTokens(input, model: targetModel) }
 
-    /// Tokens of a user prompt, formatted with `model`'s chat template when it has one. Reads only
-    /// the vocabulary and the template: safe from any thread.
-    public static func promptTokens(_ text: String, model: Model) throws -> [Token] {
-        if model.chatTemplate != nil {
-            let formatted = try model.applyChatTemplate([ChatMessage(role: "user", content: text)])
+    /// Tokens of a prompt, formatted with `model`'s chat template: a text is one user turn, or raw
+    /// text for a base model without a template, which cannot take a conversation. Reads only the
+    /// vocabulary and the template: safe from any thread.
+    public static func promptTokens(_ input: PromptInput, model: Model) throws -> [Token] {
+        switch input {
+        case .text(let text) where model.chatTemplate == nil:
+            return try model.vocab.tokenize(text, addSpecial: true, parseSpecial: false)
+        case .text(let text):
+            return try promptTokens(.chat([ChatMessage(role: "user", content: text)]), model: model)
+        case .chat(let messages):
+            let formatted = try model.applyChatTemplate(messages)
             return try model.vocab.tokenize(formatted, addSpecial: true, parseSpecial: true)
         }
-        return try model.vocab.tokenize(text, addSpecial: true, parseSpecial: false)
+    }
+}
+
+/// What a request asks about: one text, or a conversation ending with the user's turn.
+public enum PromptInput: Sendable, Equatable {
+    case text(String)
+    case chat([ChatMessage])
+
+    /// Bytes of text it carries.
+    public var textBytes: Int {
+        switch self {
+        case .text(let text): return text.utf8.count
+        case .chat(let messages): return messages.reduce(0) { $0 + $1.content.utf8.count }
+        }
     }
 }
 

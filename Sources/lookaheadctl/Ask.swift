@@ -42,12 +42,18 @@ struct AskOptions: ParsableArguments {
 
     /// The `ask` params of docs/protocol.md. The daemon judges them (a bad one exits with 4); the
     /// verifier goes only when chosen, so the daemon's configured one applies otherwise.
-    func params(prompt: String) -> Params {
+    func params(prompt: PromptInput) -> Params {
         var params: Params = [
-            "prompt": .string(prompt), "mode": .string(mode), "gamma": JSONValue(gamma), "width": JSONValue(width),
+            "mode": .string(mode), "gamma": JSONValue(gamma), "width": JSONValue(width),
             "temperature": JSONValue(temperature), "top_p": JSONValue(topP), "top_k": JSONValue(topK),
             "seed": JSONValue(seed), "max_tokens": JSONValue(maxTokens),
         ]
+        switch prompt {
+        case .text(let text):
+            params.object["prompt"] = .string(text)
+        case .chat(let messages):
+            params.object["messages"] = .array(messages.map { .object(["role": .string($0.role), "content": .string($0.content)]) })
+        }
         if let verifier { params.object["verifier"] = .string(verifier) }
         if noAdaptive { params.object["adaptive"] = .bool(false) }
         return params
@@ -75,7 +81,9 @@ struct Ask: ParsableCommand {
             completion: .directory)
     var modelDirectory: String?
     @OptionGroup var connection: ConnectionOptions
-    @Argument(help: "The question; read from standard input when absent.") var prompt: String?
+    @Option(help: "A system message before the question (the prompt becomes a conversation in the target's chat template).")
+    var system: String?
+    @Argument(help: "The question; read from standard input when absent or '-'.") var prompt: String?
 
     func validate() throws {
         guard !local else { return }
@@ -93,10 +101,12 @@ struct Ask: ParsableCommand {
         }
     }
 
-    private func question() throws -> String {
-        let question = prompt ?? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+    private func question() throws -> PromptInput {
+        let question = prompt.flatMap { $0 == "-" ? nil : $0 }
+            ?? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
         guard !question.trimmingWhitespace.isEmpty else { throw ValidationError("the prompt is empty") }
-        return question
+        guard let system else { return .text(question) }
+        return .chat([ChatMessage(role: "system", content: system), ChatMessage(role: "user", content: question)])
     }
 
     private func askDaemon() throws {

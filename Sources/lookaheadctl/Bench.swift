@@ -86,7 +86,7 @@ struct Bench: ParsableCommand {
         // The first pass of each mode pages in the mapped weights and sizes compute buffers: not timed.
         for var config in configs {
             config.maxTokens = 8
-            _ = try engines.generate(problems[0].prompt, config: config)
+            _ = try engines.generate(.text(problems[0].prompt), config: config)
         }
 
         var records: [RunRecord] = []
@@ -94,7 +94,7 @@ struct Bench: ParsableCommand {
         for (i, problem) in problems.enumerated() {
             for k in configs.indices {
                 let config = configs[(i + k) % configs.count]
-                let generation = try engines.generate(problem.prompt, config: config)
+                let generation = try engines.generate(.text(problem.prompt), config: config)
                 let record = RunRecord(problem: problem, mode: config.mode, text: generation.text,
                                        finishReason: generation.finishReason.rawValue, stats: generation.stats)
                 records.append(record)

@@ -115,10 +115,18 @@ struct DaemonTests {
     }
 
     /// The daemon's greedy `ar` answer is the in-process one: serving changes nothing.
+    /// Also as a conversation: one user turn is the prompt, and a system turn goes through the
+    /// target's chat template as `ask --local` formats it.
     @Test func daemonAnswerEqualsInProcessAR() throws {
         let prompt = try GSM8K.prompt(GSM8K.problem(1))
+        let system = "You are a careful tutor. Answer briefly."
         let daemon = try startDaemon()
         let served = try ask(daemon.client(), prompt, ["mode": "ar", "max_tokens": 48])
+        func turns(_ list: [(String, String)]) -> JSONValue { .array(list.map { .object(["role": .string($0.0), "content": .string($0.1)]) }) }
+        var asChat: JSONObject = ["mode": "ar", "max_tokens": 24, "verifier": "exact", "messages": turns([("user", prompt)])]
+        let servedAsChat = try daemon.client().call(method: "ask", params: Params(asChat))
+        asChat["messages"] = turns([("system", system), ("user", prompt)])
+        let servedWithSystem = try daemon.client().call(method: "ask", params: Params(asChat))
         daemon.stop()
         var config = EngineConfig()
         config.verifier = .exact
@@ -126,9 +134,16 @@ struct DaemonTests {
         let engines = try Engines(config: config, loadDraft: false)
         var session = SessionConfig(mode: .ar)
         session.maxTokens = 48
-        let local = try engines.generate(prompt, config: session)
+        let local = try engines.generate(.text(prompt), config: session)
         #expect(served["text"]?.stringValue == local.text)
         #expect(served["tokens"]?.intValue == Int64(local.tokens.count))
+        session.maxTokens = 24
+        #expect(servedAsChat["text"]?.stringValue == (try engines.generate(.text(prompt), config: session)).text)
+        let withSystem = try engines.generate(.chat([ChatMessage(role: "system", content: system), ChatMessage(role: "user", content: prompt)]),
+                                              config: session)
+        #expect(servedWithSystem["text"]?.stringValue == withSystem.text)
+        #expect(try engines.promptTokens(.chat([ChatMessage(role: "system", content: system), ChatMessage(role: "user", content: prompt)]))
+                != (try engines.promptTokens(.text(prompt))))
     }
 
     @Test func cancelAndDisconnectFreeTheSession() throws {

@@ -76,6 +76,17 @@ import TestSupport
         #expect(daemon.requests.first?.params["prompt"] == "from a pipe\n")
     }
 
+    @Test func askWithASystemMessageSendsAConversationAndDashReadsStandardInput() throws {
+        let daemon = try Self.daemon()
+        defer { daemon.stop() }
+        let run = try lookaheadctl(["ask", "--socket", daemon.path, "--system", "Answer in one line.", "-"], stdin: "How many clips?")
+        #expect(run.exitCode == 0)
+        #expect(daemon.requests.first?.params["prompt"] == nil)
+        #expect(daemon.requests.first?.params["messages"] == [
+            ["role": "system", "content": "Answer in one line."], ["role": "user", "content": "How many clips?"],
+        ])
+    }
+
     @Test func askJSONPrintsTheResultObject() throws {
         let daemon = try Self.daemon()
         defer { daemon.stop() }

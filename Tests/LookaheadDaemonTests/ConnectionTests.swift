@@ -39,8 +39,13 @@ final class ScriptedDaemon {
         let known = Dictionary(uniqueKeysWithValues: Self.prompt.split(separator: " ").map { (String($0), words.tokens(String($0))) })
         let counter = tokenised
         let asks = AskPreparer(defaults: defaults, maxTokensLimit: config.maxTokensLimit, maxPromptTokens: config.maxPromptTokens,
-                               maxBytesPerToken: 4, defaultVerifier: .exact, capacity: batcher.capacity) { text in
+                               maxBytesPerToken: 4, defaultVerifier: .exact, capacity: batcher.capacity) { input in
             counter.count.add(1, ordering: .relaxed)
+            let text: String
+            switch input {
+            case .text(let t): text = t
+            case .chat(let messages): text = messages.map(\.content).joined(separator: " ")
+            }
             return text.split(separator: " ").flatMap { known[String($0)] ?? [Token(99)] }
         }
         state = try TempDir()
@@ -197,6 +202,30 @@ struct ConnectionTests {
         let reply = try channel.replies().first
         #expect(errorCode(reply) == .tooLarge)
         #expect(daemon.tokenised.count.load(ordering: .relaxed) == 0)
+    }
+
+    @Test func aConversationIsCheckedTurnByTurn() throws {
+        let daemon = try ScriptedDaemon()
+        let channel = try daemon.connection()
+        let user: JSONValue = ["role": "user", "content": .string(ScriptedDaemon.prompt)]
+        let refused: [(JSONObject, String)] = [
+            (["messages": [["role": "robot", "content": "hi"]]], "messages[0].role"),
+            (["messages": [user, ["role": "assistant", "content": "ok"]]], "messages[1].role"),
+            (["messages": [["role": "user"]]], "messages[0].content"),
+            (["messages": [["role": "user", "content": "hi", "name": "x"]]], "messages[0].name"),
+            (["messages": []], "messages"),
+            (["messages": [user], "prompt": "both"], "messages"),
+            ([:], "prompt"),
+        ]
+        for (i, (params, _)) in refused.enumerated() { try channel.send(request(.int(Int64(i)), "ask", params)) }
+        try channel.send(request(99, "ask", ["messages": [["role": "system", "content": "be brief"], user]]))
+        let replies = try channel.replies()
+        #expect(replies.count == refused.count)   // the valid conversation is queued, not answered
+        for (reply, (_, field)) in zip(replies, refused) {
+            guard case .error(let e) = reply else { Issue.record("not refused: \(reply)"); continue }
+            #expect(e.error.code == .invalidParams && e.error.field == field, "\(e)")
+        }
+        #expect(daemon.tokenised.count.load(ordering: .relaxed) == 1)
     }
 
     @Test func aLargeFrameIsHandledInOrderWithTheFramesAfterIt() throws {

@@ -73,7 +73,7 @@ struct RealModelTests {
         let tie: Float = 0.6
         var accepted = 0, identical = 0, runs = 0
         for problem in problems {
-            let prompt = try engines.promptTokens(GSM8K.prompt(problem))
+            let prompt = try engines.promptTokens(.text(GSM8K.prompt(problem)))
             let ar = try engines.generate(prompt: prompt, config: config(.ar, maxTokens: 80))
             for (mode, adaptive) in [(Mode.sd, false), (.lookahead, false), (.lookaheadSD, false), (.lookaheadSD, true)] {
                 let g = try engines.generate(prompt: prompt, config: config(mode, maxTokens: 80, adaptive: adaptive))
@@ -101,7 +101,7 @@ struct RealModelTests {
         let engines = try RealModels.embedding
         var accepted = 0, verified = 0
         for (i, problem) in problems.enumerated() {
-            let g = try engines.generate(GSM8K.prompt(problem), config: config(.lookaheadSD, maxTokens: 160))
+            let g = try engines.generate(.text(GSM8K.prompt(problem)), config: config(.lookaheadSD, maxTokens: 160))
             #expect(!g.text.isEmpty)
             #expect(g.tokens.count <= 160)
             #expect([FinishReason.stop, .length].contains(g.finishReason))

@@ -84,7 +84,7 @@ struct ThreadGovernorTests {
         let start = monotonicSeconds()
         // Long enough for two looks of the governor (and a few for a fully contended machine).
         while monotonicSeconds() - start < 3 * ThreadGovernor.interval, engines.scheduler.threads.threads > 1 {
-            _ = try engines.generate(prompt, config: config)
+            _ = try engines.generate(.text(prompt), config: config)
         }
         #expect(engines.scheduler.threads.threads == 1, "governor: \(engines.scheduler.threads)")
         #expect(engines.scheduler.threads.changes >= 1, "governor: \(engines.scheduler.threads)")

@@ -99,10 +99,10 @@ struct JudgeVerifierTests {
         c.maxTokens = 96
         c.adaptive = false  // keep drafting on, so the judge is asked
         // Pairs whose numbers differ never reach the judge; the first problem where one does.
-        var g = try engines.generate(GSM8K.prompt(problems[0]), config: c)
+        var g = try engines.generate(.text(GSM8K.prompt(problems[0])), config: c)
         var asked = 0
         for problem in problems {
-            g = try engines.generate(GSM8K.prompt(problem), config: c)
+            g = try engines.generate(.text(GSM8K.prompt(problem)), config: c)
             asked = (g.stats.verdicts[.semanticAccept] ?? 0) + (g.stats.verdicts[.semanticReject] ?? 0)
             if asked > 0 { break }
         }
