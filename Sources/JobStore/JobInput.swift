@@ -112,11 +112,21 @@ public enum JobInput {
             if let first = firstLine[customID] {
                 throw JobInputError(line: line, field: "custom_id", "duplicate custom_id '\(customID)' (first on line \(first))")
             }
-            _ = try requiredString(object, "prompt", line: line)
+            // The prompt: one text, or a conversation, as `ask` takes them.
+            if let messages = object["messages"], !messages.isNull {
+                if object["prompt"].map({ !$0.isNull }) ?? false {
+                    throw JobInputError(line: line, field: "messages", "give prompt or messages, not both")
+                }
+                do { _ = try ChatTurn.conversation(messages) } catch {
+                    throw JobInputError(line: line, field: error.field, error.message)
+                }
+            } else {
+                _ = try requiredString(object, "prompt", line: line)
+            }
 
             var request = JSONObject()
             for (key, field) in object where key != "custom_id" && !field.isNull {
-                if key == "prompt" {
+                if key == "prompt" || key == "messages" {
                     request[key] = field
                     continue
                 }

@@ -117,9 +117,6 @@ public struct AskPreparer: Sendable {
         return list.reduce(0) { $0 + ($1.objectValue?["content"]?.stringValue?.utf8.count ?? 0) }
     }
 
-    /// Most turns a conversation may have.
-    static let maxMessages = 1000
-
     /// `prompt` (a string) or `messages` (`[{"role", "content"}]`, system/user/assistant, ending
     /// with the user's turn), checked with errors naming the element at fault.
     static func promptInput(_ params: Params) throws(ProtocolError) -> PromptInput {
@@ -135,46 +132,9 @@ public struct AskPreparer: Sendable {
             }
             return .text(prompt)
         case (nil, let value?):
-            guard case .array(let list) = value, !list.isEmpty else {
-                throw ProtocolError(.invalidParams, "messages must be a non-empty array of {role, content}, got \(value.kind)", field: "messages")
-            }
-            guard list.count <= maxMessages else {
-                throw ProtocolError(.tooLarge, "messages has \(list.count) turns; the limit is \(maxMessages)", field: "messages")
-            }
-            var messages: [ChatMessage] = []
-            for (i, element) in list.enumerated() {
-                let field = "messages[\(i)]"
-                guard let turn = element.objectValue else {
-                    throw ProtocolError(.invalidParams, "\(field) must be an object {role, content}, got \(element.kind)", field: field)
-                }
-                let p = Params(turn)
-                do { try p.rejectUnknown(allowed: ["role", "content"]) } catch {
-                    throw ProtocolError(.invalidParams, "\(field): \(error.message)", field: "\(field).\(error.field ?? "")")
-                }
-                guard let role = turn["role"]?.stringValue, ChatRole(rawValue: role) != nil else {
-                    throw ProtocolError(.invalidParams, "\(field).role must be one of \(ChatRole.allCases.map(\.rawValue).joined(separator: ", "))",
-                                        field: "\(field).role")
-                }
-                guard let content = turn["content"]?.stringValue else {
-                    throw ProtocolError(.invalidParams, "\(field).content must be a string", field: "\(field).content")
-                }
-                messages.append(ChatMessage(role: role, content: content))
-            }
-            guard messages.last?.role == ChatRole.user.rawValue else {
-                throw ProtocolError(.invalidParams, "the last message must be the user's: the answer is the assistant's next turn",
-                                    field: "messages[\(list.count - 1)].role")
-            }
-            guard messages.contains(where: { !$0.content.trimmingWhitespace.isEmpty }) else {
-                throw ProtocolError(.invalidParams, "messages must not all be empty", field: "messages")
-            }
-            return .chat(messages)
+            return .chat(try ChatTurn.conversation(value).map { ChatMessage(role: $0.role.rawValue, content: $0.content) })
         }
     }
-}
-
-/// Who speaks a turn of a conversation.
-enum ChatRole: String, CaseIterable {
-    case system, user, assistant
 }
 
 extension ProtocolError {

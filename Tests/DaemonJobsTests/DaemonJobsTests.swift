@@ -13,7 +13,11 @@ struct DaemonJobsTests {
     @Test func sixLinesComeBackOnceEach() throws {
         let sandbox = try Sandbox(base: jobsConfig)
         let daemon = try sandbox.start()
-        let input = try sandbox.write("six.jsonl", questions(6, maxTokens: 8))
+        // The last line is a conversation, as `ask` takes one.
+        let chat: JSONValue = ["custom_id": "q6", "mode": "ar", "max_tokens": 8, "messages": [
+            ["role": "system", "content": "Answer with one number."], ["role": "user", "content": "What is 6 plus 42?"],
+        ]]
+        let input = try sandbox.write("six.jsonl", questions(5, maxTokens: 8) + "\(chat)\n")
         let socket = ["--socket", sandbox.socket]
 
         let submitted = try lookaheadctl(["batch", "submit", "--now", "--json", input] + socket)

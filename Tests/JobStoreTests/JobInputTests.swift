@@ -89,6 +89,18 @@ private func inputError(_ text: String, maxBytes: Int = JobInput.defaultMaxBytes
             == JobInputError(line: 1, field: "prompt", "prompt must not be empty"))
     }
 
+    @Test func aLineMayCarryAConversationInsteadOfAPrompt() throws {
+        let text = #"{"custom_id":"a","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"2+2?"}],"mode":"ar"}"#
+        let lines = try validate(text)
+        #expect(lines.first?.request["messages"]?.arrayValue?.count == 2 && lines.first?.request["prompt"] == nil)
+        #expect(inputError(#"{"custom_id":"a","messages":[{"role":"user","content":"q"},{"role":"bot","content":"a"}]}"#)
+            == JobInputError(line: 1, field: "messages[1].role", "messages[1].role must be one of system, user, assistant"))
+        #expect(inputError(#"{"custom_id":"a","messages":[{"role":"user","content":"q"}],"prompt":"q"}"#)
+            == JobInputError(line: 1, field: "messages", "give prompt or messages, not both"))
+        #expect(inputError(#"{"custom_id":"a","messages":"q"}"#)
+            == JobInputError(line: 1, field: "messages", "messages must be a non-empty array of {role, content}, got a string"))
+    }
+
     @Test(arguments: [
         (#""mode":"fast""#, "mode", "mode must be one of ar, sd, lookahead, lookahead+sd, got 'fast'"),
         (#""verifier":3"#, "verifier", "verifier must be one of exact, normalized, embedding, judge, got the integer 3"),
