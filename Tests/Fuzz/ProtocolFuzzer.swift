@@ -278,7 +278,7 @@ func fuzzParams(_ bytes: [UInt8]) {
 private enum Mode: String, CaseIterable { case ar, sd, lookahead, lookaheadSD = "lookahead+sd" }
 
 private let askParams: Set<String> = [
-    "prompt", "mode", "gamma", "width", "verifier", "temperature", "top_p", "top_k", "seed", "max_tokens", "adaptive",
+    "prompt", "messages", "mode", "gamma", "width", "verifier", "temperature", "top_p", "top_k", "seed", "max_tokens", "adaptive",
 ]
 
 /// Each accessor against what docs/protocol.md and Params say it reads, for every key sent and
@@ -304,11 +304,31 @@ func checkParams(_ params: Params) {
             check(choice == .failure(wrongType(key, "a string", other)), "choice \(key) of \(other.kind) gave \(choice)")
         }
     }
+    if let messages = params["messages"] { checkConversation(messages) }
     var refusal: ProtocolError?
     do { try params.rejectUnknown(allowed: askParams) } catch { refusal = error }
     let stray = params.object.keys.first { !askParams.contains($0) }
     check(refusal == stray.map { ProtocolError(.invalidParams, "unknown parameter \($0)", field: $0) },
           "rejectUnknown refused \(String(describing: refusal)) with stray \(String(describing: stray))")
+}
+
+/// A conversation is accepted only as docs/protocol.md describes it, and a refusal names the turn.
+func checkConversation(_ value: JSONValue) {
+    switch outcome({ try ChatTurn.conversation(value) }) {
+    case .success(let turns):
+        let list = value.arrayValue ?? []
+        check(turns.count == list.count && (1...ChatTurn.maxTurns).contains(turns.count), "\(turns.count) turns from \(list.count)")
+        check(turns.last?.role == .user, "a conversation ending with \(String(describing: turns.last?.role))")
+        for (turn, element) in zip(turns, list) {
+            check(element.objectValue?.keys.allSatisfy(["role", "content"].contains) == true, "accepted turn \(element)")
+            check(element.objectValue?["content"] == .string(turn.content) && element.objectValue?["role"] == .string(turn.role.rawValue),
+                  "turn \(element) read as \(turn)")
+        }
+    case .failure(let error):
+        checkError(error)
+        check([.invalidParams, .tooLarge].contains(error.code) && error.field?.hasPrefix("messages") == true,
+              "conversation refused with \(error)")
+    }
 }
 
 // What each accessor should read, written from the type rules rather than through JSONValue's own accessors.
