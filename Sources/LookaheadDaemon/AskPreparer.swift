@@ -109,14 +109,6 @@ public struct AskPreparer: Sendable {
         return tokens
     }
 
-    /// Bytes of prompt text a request carries, before any check: what decides whether it is
-    /// tokenised off the event loop.
-    static func textBytes(_ params: Params) -> Int {
-        if let prompt = params["prompt"]?.stringValue { return prompt.utf8.count }
-        guard case .array(let list)? = params["messages"] else { return 0 }
-        return list.reduce(0) { $0 + ($1.objectValue?["content"]?.stringValue?.utf8.count ?? 0) }
-    }
-
     /// `prompt` (a string) or `messages` (`[{"role", "content"}]`, system/user/assistant, ending
     /// with the user's turn), checked with errors naming the element at fault.
     static func promptInput(_ params: Params) throws(ProtocolError) -> PromptInput {

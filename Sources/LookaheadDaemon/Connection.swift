@@ -52,7 +52,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case unreadable(ProtocolError)
         /// An object, but not a valid request: answered, and the connection stays.
         case invalid(JSONObject, ProtocolError)
-        case request(Request)
+        /// With the size of its frame: a large one carries a long prompt, tokenised off the loop.
+        case request(Request, frameBytes: Int)
     }
 
     /// A step event held while the client is not reading: consecutive steps of one phase merge,
@@ -202,7 +203,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private static func read(_ payload: ByteBuffer) -> Incoming {
         let object: JSONObject
         do { object = try JSONCodec.decodeObject(payload.readableBytesView) } catch { return .unreadable(error) }
-        do { return .request(try Request(json: object)) } catch { return .invalid(object, error) }
+        do { return .request(try Request(json: object), frameBytes: payload.readableBytes) } catch { return .invalid(object, error) }
     }
 
     private func handle(_ incoming: Incoming) {
@@ -211,12 +212,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
             fail(error)
         case .invalid(let object, let error):
             send(ErrorReply(replyingTo: object, error: error).json)
-        case .request(let request):
+        case .request(let request, let frameBytes):
             guard inFlight[request.id] == nil else {
                 return refuse(request, ProtocolError(.invalidRequest, "id \(request.id) is already in flight on this connection", field: "id"))
             }
             do {
-                try dispatch(request)
+                try dispatch(request, frameBytes: frameBytes)
             } catch {
                 refuse(request, error)
             }
@@ -230,7 +231,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     // MARK: Methods
 
-    private func dispatch(_ request: Request) throws(ProtocolError) {
+    private func dispatch(_ request: Request, frameBytes: Int) throws(ProtocolError) {
         let p = request.params
         guard let method = Method(rawValue: request.method) else {
             throw ProtocolError(.unknownMethod, "unknown method '\(request.method)'", field: "method")
@@ -238,7 +239,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         switch method {
         case .ask:
             try roomInFlight()
-            ask(request)
+            ask(request, frameBytes: frameBytes)
         case .cancel:
             try p.rejectUnknown(allowed: ["id"])
             guard let target = p["id"], target.stringValue != nil || target.intValue != nil else {
@@ -268,7 +269,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             reply(request, service.version())
         case .jobsSubmit, .jobsList, .jobsGet, .jobsResults, .jobsCancel:
             try roomInFlight()
-            try jobs(request)
+            try jobs(request, method)
         }
     }
 
@@ -285,11 +286,12 @@ final class ConnectionHandler: ChannelDuplexHandler {
         send(ResultReply(id: request.id, result: result).json)
     }
 
-    /// A long prompt is tokenised off the loop; the ask is submitted back on it.
-    private func ask(_ request: Request) {
+    /// The prompt of a large frame is tokenised off the loop (a prompt of `Offload.threshold`
+    /// bytes makes a frame at least that large); the ask is submitted back on it.
+    private func ask(_ request: Request, frameBytes: Int) {
         let asks = service.asks, params = request.params
         let prepare: @Sendable () -> Result<PreparedAsk, ProtocolError> = { Result { () throws(ProtocolError) in try asks.prepare(params) } }
-        if AskPreparer.textBytes(params) >= Offload.threshold {
+        if frameBytes >= Offload.threshold {
             offloaded(prepare) { $0.submit(request, $1) }
         } else {
             submit(request, prepare())
@@ -321,10 +323,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     /// `jobs.*` (JobMethods.swift): the job runner answers from its own queue; the answer hops
     /// back onto this loop. The id stays in flight until then.
-    private func jobs(_ request: Request) throws(ProtocolError) {
+    private func jobs(_ request: Request, _ method: Method) throws(ProtocolError) {
         guard let loop = context?.eventLoop else { return }
         let me = NIOLoopBound(self, eventLoop: loop)
-        try JobMethods.call(request.method, request.params, peer: peerUID, runner: service.jobs) { outcome in
+        try JobMethods.call(method, request.params, peer: peerUID, runner: service.jobs) { outcome in
             loop.execute { me.value.finishJob(request, outcome) }
         }
         inFlight[request.id] = .job

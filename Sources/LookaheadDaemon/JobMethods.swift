@@ -5,13 +5,13 @@ import LookaheadProtocol
 /// the work is handed to the `JobRunner`, which replies from its own queue.
 enum JobMethods {
     static func call(
-        _ method: String, _ p: Params, peer: UInt32?, runner: JobRunner, reply: @escaping JobRunner.Reply
+        _ method: Method, _ p: Params, peer: UInt32?, runner: JobRunner, reply: @escaping JobRunner.Reply
     ) throws(ProtocolError) {
         guard let peer else {
             throw ProtocolError(.forbidden, "the peer's uid could not be read from the socket (SO_PEERCRED), and jobs belong to uids")
         }
         switch method {
-        case "jobs.submit":
+        case .jobsSubmit:
             try p.rejectUnknown(allowed: ["content", "path", "now", "deadline", "idempotency_key"])
             let source: JobSource
             let content = try p.optionalString("content"), path = try p.optionalString("path")
@@ -32,7 +32,7 @@ enum JobMethods {
             }
             runner.submit(owner: peer, source: source, runNow: try p.optionalBool("now") ?? false, deadline: deadline,
                           idempotencyKey: key, reply: reply)
-        case "jobs.list":
+        case .jobsList:
             try p.rejectUnknown(allowed: ["after", "limit"])
             let cursor = try p.optionalString("after").map { (text) throws(ProtocolError) -> JobCursor in
                 guard let cursor = JobCursor(text) else {
@@ -41,19 +41,19 @@ enum JobMethods {
                 return cursor
             }
             runner.list(requester: peer, after: cursor, limit: try limit(p, default: 100), reply: reply)
-        case "jobs.get":
+        case .jobsGet:
             try p.rejectUnknown(allowed: ["id"])
             runner.get(id: try p.string("id"), requester: peer, reply: reply)
-        case "jobs.results":
+        case .jobsResults:
             try p.rejectUnknown(allowed: ["id", "after", "limit"])
             let after = try p.optionalInt("after") ?? 0
             guard after >= 0 else { throw ProtocolError(.invalidParams, "after must be a line number ≥ 0, got \(after)", field: "after") }
             runner.results(id: try p.string("id"), requester: peer, after: after, limit: try limit(p, default: 1000), reply: reply)
-        case "jobs.cancel":
+        case .jobsCancel:
             try p.rejectUnknown(allowed: ["id"])
             runner.cancel(id: try p.string("id"), requester: peer, reply: reply)
-        default:
-            throw ProtocolError(.unknownMethod, "unknown method '\(method)'", field: "method")
+        case .ask, .cancel, .status, .models, .metrics, .version:
+            preconditionFailure("\(method.rawValue) is not a jobs.* method; the connection dispatches it")
         }
     }
 
