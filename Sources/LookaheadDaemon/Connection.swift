@@ -184,7 +184,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Runs `work` off the loop, then `then` back on it; frames that arrive meanwhile wait.
-    private func offloaded<T: Sendable>(_ work: @escaping @Sendable () -> T, then: @escaping (ConnectionHandler, T) -> Void) {
+    private func offloaded<T: Sendable>(_ work: @escaping @Sendable () -> T, then: @escaping @Sendable (ConnectionHandler, T) -> Void) {
         guard let context else { return }
         offloading = true
         let me = NIOLoopBound(self, eventLoop: context.eventLoop)
