@@ -98,11 +98,13 @@ struct DaemonTests {
         let daemon = try startDaemon(config: "max_sessions = 2\n")
         let socket = daemon.socket
         // One adaptive (the default), one with speculation kept on: the draft runs for every token.
+        // The second is judged by the normalized verifier, which every daemon offers.
         let results = concurrently(2) { i in
             try? ask(Client(path: socket), prompts[i],
-                     ["mode": "lookahead+sd", "max_tokens": 48, "adaptive": .bool(i == 0)])
+                     ["mode": "lookahead+sd", "max_tokens": 48, "adaptive": .bool(i == 0), "verifier": i == 0 ? "exact" : "normalized"])
         }
         #expect(results.allSatisfy { $0?["tokens"]?.intValue == 48 })
+        #expect(results.map { $0?["stats"]?["verifier"]?["name"]?.stringValue } == ["exact", "normalized"])
         #expect(results[1]?["stats"]?["draft_pauses"]?.intValue == 0)
         #expect(results[1]?["stats"]?["drafted_tokens"]?.intValue == 48)
         let status = try daemon.status()
