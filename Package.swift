@@ -25,6 +25,8 @@ let package = Package(
         // nothing of models or transports, so clients and the store build without llama.cpp.
         .target(name: "LookaheadProtocol", dependencies: ["CJSONC"]),
         .target(name: "JobStore", dependencies: ["CSQLite", "LookaheadProtocol"]),
+        // OpenAI's request and response shapes over the native ones: no transport, no model code.
+        .target(name: "OpenAIProtocol", dependencies: ["LookaheadProtocol"]),
         .target(name: "SystemdSupport", dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]),
         // The model stack: C shims → Llama → Lookahead (the algorithm) → StepBatcher (the engine thread).
         .target(name: "Llama", dependencies: ["CLlama", .product(name: "Logging", package: "swift-log")]),
@@ -35,9 +37,10 @@ let package = Package(
         .target(
             name: "LookaheadDaemon",
             dependencies: [
-                "Llama", "Lookahead", "StepBatcher", "LookaheadProtocol", "DaemonConfig", "SystemdSupport", "JobStore",
+                "Llama", "Lookahead", "StepBatcher", "LookaheadProtocol", "OpenAIProtocol", "DaemonConfig", "SystemdSupport", "JobStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -92,6 +95,7 @@ let package = Package(
         // lookaheadctl: its tests run the built binary against a fake daemon.
         .testTarget(name: "LookaheadClientTests", dependencies: ["LookaheadProtocol", "Lookahead", "lookaheadctl", "TestSupport"]),
         .testTarget(name: "LookaheadProtocolTests", dependencies: ["LookaheadProtocol"]),
+        .testTarget(name: "OpenAIProtocolTests", dependencies: ["OpenAIProtocol", "LookaheadProtocol"]),
     ],
     swiftLanguageModes: [.v6]
 )

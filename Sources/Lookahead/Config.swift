@@ -44,6 +44,9 @@ public struct SessionConfig: Sendable, Equatable {
     /// sampling keyed by position); with a semantic verifier, which draft steps finish in time to
     /// be compared — and so the text — can.
     public var adaptive = true
+    /// Strings that end the answer (the batcher watches for them, StopScan); the text stops
+    /// before the first one.
+    public var stop: [String] = []
 
     public init(mode: Mode = .lookaheadSD) { self.mode = mode }
 

@@ -465,6 +465,9 @@ public final class LookaheadSession {
     /// Stops the session at the next tick boundary (client gone, `cancel`, shutdown).
     public func cancel() { finish(.cancelled) }
 
+    /// Ends the session as finished, at the next tick boundary: its text reached a stop string.
+    public func stop() { finish(.stop) }
+
     /// Frees every sequence this session holds in both contexts; call once it is finished.
     public func releaseSequences() {
         dropChain()

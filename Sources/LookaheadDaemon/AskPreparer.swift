@@ -15,7 +15,10 @@ public struct PreparedAsk: Sendable {
 /// that name the field: for an `ask` on a connection and for every line of a batch job alike.
 public struct AskPreparer: Sendable {
     static let params: Set<String> = ["prompt", "messages", "mode", "gamma", "width", "verifier", "temperature", "top_p",
-                                      "top_k", "seed", "max_tokens", "adaptive"]
+                                      "top_k", "seed", "max_tokens", "adaptive", "stop", "template"]
+    /// Stop strings a request may give, and the longest one, in bytes.
+    static let maxStops = 16
+    static let maxStopBytes = 256
 
     let defaults: SessionConfig
     let maxTokensLimit: Int
@@ -86,10 +89,34 @@ public struct AskPreparer: Sendable {
         guard topP > 0, topP <= 1 else { throw ProtocolError(.invalidParams, "top_p must be in (0, 1], got \(topP)", field: "top_p") }
         let topK = try ranged("top_k", 1...1000) ?? 20
         let seed = try ranged("seed", 0...Int.max) ?? 0
+        c.stop = try Self.stops(params)
         c.sampling = temperature > 0
             ? SamplingParams(temperature: Float(temperature), topK: topK, topP: Float(topP), seed: UInt64(seed))
             : .greedy
         return c
+    }
+
+    /// `stop`: a string or an array of strings, each non-empty.
+    static func stops(_ params: Params) throws(ProtocolError) -> [String] {
+        guard let value = params["stop"] else { return [] }
+        let list: [JSONValue]
+        switch value {
+        case .string: list = [value]
+        case .array(let a): list = a
+        default: throw ProtocolError(.invalidParams, "stop must be a string or an array of strings, got \(value.kind)", field: "stop")
+        }
+        guard list.count <= maxStops else {
+            throw ProtocolError(.invalidParams, "stop has \(list.count) strings; the limit is \(maxStops)", field: "stop")
+        }
+        var stops: [String] = []
+        for (i, element) in list.enumerated() {
+            let field = value.stringValue == nil ? "stop[\(i)]" : "stop"
+            guard let s = element.stringValue, !s.isEmpty, s.utf8.count <= maxStopBytes else {
+                throw ProtocolError(.invalidParams, "\(field) must be a non-empty string of at most \(maxStopBytes) bytes", field: field)
+            }
+            stops.append(s)
+        }
+        return stops
     }
 
     func promptTokens(_ params: Params) throws(ProtocolError) -> [Token] {
@@ -109,8 +136,9 @@ public struct AskPreparer: Sendable {
         return tokens
     }
 
-    /// `prompt` (a string) or `messages` (`[{"role", "content"}]`, system/user/assistant, ending
-    /// with the user's turn), checked with errors naming the element at fault.
+    /// `prompt` (a string; `template: false` takes it as it is, without the chat template) or
+    /// `messages` (`[{"role", "content"}]`, system/user/assistant, ending with the user's turn),
+    /// checked with errors naming the element at fault.
     static func promptInput(_ params: Params) throws(ProtocolError) -> PromptInput {
         switch (params["prompt"], params["messages"]) {
         case (nil, nil):
@@ -122,8 +150,11 @@ public struct AskPreparer: Sendable {
             guard !prompt.trimmingWhitespace.isEmpty else {
                 throw ProtocolError(.invalidParams, "prompt must not be empty", field: "prompt")
             }
-            return .text(prompt)
+            return try params.optionalBool("template") == false ? .raw(prompt) : .text(prompt)
         case (nil, let value?):
+            guard params["template"] == nil else {
+                throw ProtocolError(.invalidParams, "template applies to prompt; messages always use the chat template", field: "template")
+            }
             return .chat(try ChatTurn.conversation(value).map { ChatMessage(role: $0.role.rawValue, content: $0.content) })
         }
     }

@@ -141,7 +141,7 @@ public final class Engines {
     /// vocabulary and the template: safe from any thread.
     public static func promptTokens(_ input: PromptInput, model: Model) throws -> [Token] {
         switch input {
-        case .text(let text) where model.chatTemplate == nil:
+        case .text(let text) where model.chatTemplate == nil, .raw(let text):
             return try model.vocab.tokenize(text, addSpecial: true, parseSpecial: false)
         case .text(let text):
             return try promptTokens(.chat([ChatMessage(role: "user", content: text)]), model: model)
@@ -156,11 +156,13 @@ public final class Engines {
 public enum PromptInput: Sendable, Equatable {
     case text(String)
     case chat([ChatMessage])
+    /// A text the model continues as it is, without the chat template (`/v1/completions`).
+    case raw(String)
 
     /// Bytes of text it carries.
     public var textBytes: Int {
         switch self {
-        case .text(let text): return text.utf8.count
+        case .text(let text), .raw(let text): return text.utf8.count
         case .chat(let messages): return messages.reduce(0) { $0 + $1.content.utf8.count }
         }
     }

@@ -183,6 +183,9 @@ public final class Scheduler {
         var draftSeqs: [SeqID]
         var kvCells: Int
         var started: Double
+        var stop: StopScan
+        /// The phase and origin of the last step, for text the stop scan held back.
+        var lastStep = (answer: false, fromDraft: false)
     }
     private var live: [Live] = []
     private var freeTarget: [SeqID]
@@ -234,7 +237,7 @@ public final class Scheduler {
             let cells = Capacity.kvCells(promptTokens: prompt.count, config: config)
             kvReserved += cells
             live.append(Live(ticket: ticket, session: session, priority: priority, sink: sink, targetSeqs: targetSeqs,
-                             draftSeqs: draftSeqs, kvCells: cells, started: clock()))
+                             draftSeqs: draftSeqs, kvCells: cells, started: clock(), stop: StopScan(config.stop)))
             runner.add(session)
             sink(.started)
         } catch {
@@ -274,7 +277,7 @@ public final class Scheduler {
         governThreads()
         var i = 0
         while i < live.count {
-            publishSteps(live[i])
+            publishSteps(at: i)
             if live[i].session.isFinished { finish(at: i, cancelled: .cancelled) } else { i += 1 }
         }
         figures.ticks += 1
@@ -313,11 +316,13 @@ public final class Scheduler {
 
     // MARK: Private
 
-    private func publishSteps(_ l: Live) {
-        for event in l.session.takeEvents() {
-            if case .step(let text, let answer, let fromDraft) = event {
-                l.sink(.step(text: text, answer: answer, fromDraft: fromDraft))
-            }
+    private func publishSteps(at i: Int) {
+        for event in live[i].session.takeEvents() {
+            guard case .step(let text, let answer, let fromDraft) = event else { continue }
+            let shown = live[i].stop.feed(text, answer: answer)
+            live[i].lastStep = (answer, fromDraft)
+            if !shown.isEmpty { live[i].sink(.step(text: shown, answer: answer, fromDraft: fromDraft)) }
+            if live[i].stop.stopped { live[i].session.stop() }
         }
     }
 
@@ -332,8 +337,8 @@ public final class Scheduler {
 
     /// A finished session gets its result; a cancelled one hears `reason`.
     private func finish(at i: Int, cancelled reason: BatcherError) {
-        let l = live.remove(at: i)
-        publishSteps(l)
+        publishSteps(at: i)
+        var l = live.remove(at: i)
         release(l)
         let finishReason = l.session.finishReason ?? .cancelled
         var stats = l.session.stats
@@ -347,8 +352,12 @@ public final class Scheduler {
             l.sink(.failed(reason))
         } else {
             figures.finished += 1
+            let rest = l.stop.flush()
+            if !rest.isEmpty { l.sink(.step(text: rest, answer: l.lastStep.answer, fromDraft: l.lastStep.fromDraft)) }
+            let text = l.stop.stopped ? String(decoding: l.stop.published, as: UTF8.self)
+                : engines.target.text.detokenize(l.session.generatedTokens)
             l.sink(.finished(Generation(
-                text: engines.target.text.detokenize(l.session.generatedTokens), tokens: l.session.generatedTokens,
+                text: text, tokens: l.session.generatedTokens,
                 steps: l.session.steps, finishReason: finishReason, stats: stats)))
         }
     }

@@ -24,6 +24,7 @@ struct AskOptions: ParsableArguments {
     @Flag(name: .customLong("no-adaptive"),
           help: "Keep every speculation on whatever it costs (no fallback, all proposals): measures the algorithm itself.")
     var noAdaptive = false
+    @Option(help: "End the answer before this text (repeatable; matched after the thinking).") var stop: [String] = []
 
     func sessionConfig() throws -> SessionConfig {
         guard let m = Mode(rawValue: mode) else {
@@ -35,6 +36,7 @@ struct AskOptions: ParsableArguments {
         c.maxTokens = maxTokens
         if let proposalTokens { c.proposalTokens = proposalTokens }
         c.adaptive = !noAdaptive
+        c.stop = stop
         c.sampling = temperature > 0 ? SamplingParams(temperature: temperature, topK: topK, topP: topP, seed: seed) : .greedy
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         return c
@@ -51,9 +53,13 @@ struct AskOptions: ParsableArguments {
         switch prompt {
         case .text(let text):
             params.object["prompt"] = .string(text)
+        case .raw(let text):
+            params.object["prompt"] = .string(text)
+            params.object["template"] = .bool(false)
         case .chat(let messages):
             params.object["messages"] = .array(messages.map { .object(["role": .string($0.role), "content": .string($0.content)]) })
         }
+        if !stop.isEmpty { params.object["stop"] = .array(stop.map { .string($0) }) }
         if let verifier { params.object["verifier"] = .string(verifier) }
         if noAdaptive { params.object["adaptive"] = .bool(false) }
         return params
@@ -83,6 +89,7 @@ struct Ask: ParsableCommand {
     @OptionGroup var connection: ConnectionOptions
     @Option(help: "A system message before the question (the prompt becomes a conversation in the target's chat template).")
     var system: String?
+    @Flag(help: "Let the model continue the prompt as it is, without the chat template.") var raw = false
     @Argument(help: "The question; read from standard input when absent or '-'.") var prompt: String?
 
     func validate() throws {
@@ -105,6 +112,10 @@ struct Ask: ParsableCommand {
         let question = prompt.flatMap { $0 == "-" ? nil : $0 }
             ?? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
         guard !question.trimmingWhitespace.isEmpty else { throw ValidationError("the prompt is empty") }
+        if raw {
+            guard system == nil else { throw ValidationError("--system needs the chat template; it cannot go with --raw") }
+            return .raw(question)
+        }
         guard let system else { return .text(question) }
         return .chat([ChatMessage(role: "system", content: system), ChatMessage(role: "user", content: question)])
     }

@@ -43,7 +43,7 @@ final class ScriptedDaemon {
             counter.count.add(1, ordering: .relaxed)
             let text: String
             switch input {
-            case .text(let t): text = t
+            case .text(let t), .raw(let t): text = t
             case .chat(let messages): text = messages.map(\.content).joined(separator: " ")
             }
             return text.split(separator: " ").flatMap { known[String($0)] ?? [Token(99)] }
