@@ -15,6 +15,11 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var socket = ""
     public var socketMode: UInt32 = 0o660
     public var stateDirectory = ""
+    /// The OpenAI-compatible HTTP listeners; none by default.
+    public var httpListen: [HTTPEndpoint] = []
+    /// A file whose first line is the bearer token HTTP requests must carry; empty: none needed
+    /// (allowed only while every listener is loopback).
+    public var apiKeyFile = ""
 
     // Models
     public var modelDirectory = ""

@@ -67,6 +67,10 @@ extension DaemonConfiguration {
                     "default_max_tokens (\(defaultMaxTokens)) must not exceed max_tokens_limit (\(maxTokensLimit))")
         try require(maxJobBytes <= maxJobBytesPerUser, "max_job_bytes", "max_job_bytes_per_user",
                     "max_job_bytes (\(maxJobBytes)) must not exceed max_job_bytes_per_user (\(maxJobBytesPerUser)), or a job of the largest size could never be queued")
+        if let open = httpListen.first(where: { !$0.isLoopback }) {
+            try require(!apiKeyFile.isEmpty, "http_listen", "api_key_file",
+                        "\(open) is reachable from other machines: set api_key_file (a bearer token) or listen on loopback only")
+        }
         try require(maxPromptTokens < contextLength, "max_prompt_tokens", "context_length",
                     "max_prompt_tokens (\(maxPromptTokens)) must be below context_length (\(contextLength)) to leave room for the answer")
     }
@@ -216,6 +220,18 @@ struct Value {
         return mode
     }
 
+    /// Endpoints separated by commas or blanks, each once.
+    func httpEndpoints() throws(Invalid) -> [HTTPEndpoint] {
+        var endpoints: [HTTPEndpoint] = []
+        for item in text.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }) {
+            let endpoint: HTTPEndpoint
+            do { endpoint = try HTTPEndpoint(parsing: String(item)) } catch { throw Invalid(error.description) }
+            guard !endpoints.contains(endpoint) else { throw Invalid("\(endpoint) is listed twice") }
+            endpoints.append(endpoint)
+        }
+        return endpoints
+    }
+
     func stepDelimiter() throws(Invalid) -> String {
         guard !text.isEmpty else { throw Invalid("must not be empty") }
         // Unquoted, `\n\n` is four characters that never occur in model output: every step would
@@ -246,6 +262,8 @@ extension DaemonConfiguration {
         Setting("socket") { c, v throws(Invalid) in c.socket = try v.socketPath() },
         Setting("socket_mode") { c, v throws(Invalid) in c.socketMode = try v.octalMode() },
         Setting("state_dir") { c, v throws(Invalid) in c.stateDirectory = try v.absolutePath() },
+        Setting("http_listen") { c, v throws(Invalid) in c.httpListen = try v.httpEndpoints() },
+        Setting("api_key_file") { c, v throws(Invalid) in c.apiKeyFile = try v.absolutePath() },
 
         Setting("model_dir") { c, v throws(Invalid) in c.modelDirectory = try v.absolutePath() },
         Setting("target_model") { c, v in c.targetModel = v.text },

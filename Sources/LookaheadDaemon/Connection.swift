@@ -85,11 +85,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var readHeld = false
     private var held: [JSONValue: [HeldStep]] = [:]
 
-    private var lastActivity = NIODeadline.uptimeNanoseconds(0)
-    private var partialSince: NIODeadline?
-    private var unwritableSince: NIODeadline?
-    private var timer: Scheduled<Void>?
-    private var timerDeadline: NIODeadline?
+    private var clock: ConnectionClock
 
     init(service: Methods, limits: ConnectionLimits, gate: ConnectionGate, offload: Offload) {
         self.service = service
@@ -97,6 +93,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         self.gate = gate
         self.offload = offload
         frames = FrameEncoder(maxPayload: limits.maxFrameBytes)
+        clock = ConnectionClock(limits: limits, now: .now())
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -104,7 +101,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelActive(context: ChannelHandlerContext) {
-        lastActivity = context.eventLoop.now
+        clock.lastActivity = context.eventLoop.now
         let me = NIOLoopBound(self, eventLoop: context.eventLoop)
         context.channel.peerCredentials().whenComplete { result in
             let uid = (try? result.get())?.uid
@@ -130,7 +127,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         inFlight.removeAll()
         held.removeAll()
         backlog.removeAll()
-        timer?.cancel()
+        clock.cancel()
         if admitted {
             admitted = false
             gate.leave(uid: peerUID)
@@ -141,17 +138,17 @@ final class ConnectionHandler: ChannelDuplexHandler {
     // MARK: Reading
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        lastActivity = context.eventLoop.now
-        partialSince = nil
+        clock.lastActivity = context.eventLoop.now
+        clock.partialSince = nil
         backlog.append(unwrapInboundIn(data))
         drain()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard case .partialFrame? = event as? FrameDecoderEvent else { return context.fireUserInboundEventTriggered(event) }
-        lastActivity = context.eventLoop.now
-        if partialSince == nil {
-            partialSince = lastActivity
+        clock.lastActivity = context.eventLoop.now
+        if clock.partialSince == nil {
+            clock.partialSince = clock.lastActivity
             armTimer()
         }
     }
@@ -374,10 +371,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         armTimer()
     }
 
-    /// The idle clock runs from the last request or the last answer, whichever came later: a
-    /// client that waited a minute for its answer has not been idle for that minute.
     private func answered() {
-        if let loop = context?.eventLoop { lastActivity = loop.now }
+        if let loop = context?.eventLoop { clock.lastActivity = loop.now }
     }
 
     private func hold(_ id: JSONValue, _ step: HeldStep) {
@@ -401,13 +396,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            unwritableSince = nil
+            clock.unwritableSince = nil
             let steps = held
             held.removeAll()
             for (id, list) in steps { for step in list { send(Self.event(id, step)) } }
             resumeReading()
-        } else if unwritableSince == nil {
-            unwritableSince = context.eventLoop.now
+        } else if clock.unwritableSince == nil {
+            clock.unwritableSince = context.eventLoop.now
             armTimer()
         }
         context.fireChannelWritabilityChanged()
@@ -463,36 +458,22 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    /// When the connection is idle with nothing in flight, it may be closed after a while.
-    private var idleDeadline: NIODeadline? {
-        guard inFlight.isEmpty, partialSince == nil, !offloading, limits.idleTimeoutSeconds > 0 else { return nil }
-        return lastActivity + Self.amount(limits.idleTimeoutSeconds)
-    }
+    /// Nothing in flight or being read: the idle clock runs.
+    private var idle: Bool { inFlight.isEmpty && !offloading }
 
-    /// One timer per connection, set for the nearest deadline; when it fires, it judges all of them.
     private func armTimer() {
         guard let context, admitted, !closing else { return }
-        let deadlines = [
-            partialSince.map { $0 + Self.amount(limits.frameTimeoutSeconds) },
-            unwritableSince.map { $0 + Self.amount(limits.stalledReaderSeconds) },
-            idleDeadline,
-        ]
-        guard let next = deadlines.compactMap({ $0 }).min() else { return }
-        if let armed = timerDeadline, armed <= next { return }
-        timer?.cancel()
-        timerDeadline = next
         let me = NIOLoopBound(self, eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(deadline: next) { me.value.timerFired() }
+        clock.arm(on: context.eventLoop, idle: idle) { me.value.timerFired() }
     }
 
     private func timerFired() {
-        timer = nil
-        timerDeadline = nil
+        clock.fired()
         guard let context, !closing else { return }
-        let now = context.eventLoop.now
-        if let since = partialSince, since + Self.amount(limits.frameTimeoutSeconds) <= now {
+        switch clock.expiry(at: context.eventLoop.now, idle: idle) {
+        case .unfinishedRequest:
             fail(ProtocolError(.timeout, "a frame was begun and not finished within \(limits.frameTimeoutSeconds) s (frame_timeout_seconds)"))
-        } else if let since = unwritableSince, since + Self.amount(limits.stalledReaderSeconds) <= now {
+        case .stalledReader:
             // Nothing more can be written to a client that reads nothing: close without a word.
             log.notice("closing a connection whose replies went unread", metadata: [
                 "uid": "\(peerUID.map(String.init) ?? "unknown")", "seconds": "\(limits.stalledReaderSeconds)",
@@ -500,18 +481,16 @@ final class ConnectionHandler: ChannelDuplexHandler {
             ])
             closing = true
             context.close(promise: nil)
-        } else if let idle = idleDeadline, idle <= now {
+        case .idle:
             fail(ProtocolError(.timeout, "idle for \(limits.idleTimeoutSeconds) s with nothing in flight (idle_timeout_seconds)"))
-        } else {
+        case nil:
             armTimer()
         }
     }
-
-    private static func amount(_ seconds: Double) -> TimeAmount { .nanoseconds(Int64(seconds * 1e9)) }
 }
 
 /// Open connections, in all and per uid, against their limits; shared by every connection.
-final class ConnectionGate: Sendable {
+public final class ConnectionGate: Sendable {
     private struct Counts {
         var total = 0
         var byUser: [UInt32?: Int] = [:]
@@ -520,7 +499,7 @@ final class ConnectionGate: Sendable {
     private let limits: ConnectionLimits
     private let counts = Mutex(Counts())
 
-    init(limits: ConnectionLimits) { self.limits = limits }
+    public init(limits: ConnectionLimits) { self.limits = limits }
 
     /// Counts a new connection in, or says why it may not come in.
     func enter(uid: UInt32?) -> ProtocolError? {

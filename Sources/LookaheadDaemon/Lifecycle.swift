@@ -9,13 +9,17 @@ import SystemdSupport
 /// batcher (up to the grace), close the job store, close the connections. Each service's stop is
 /// the code after its `gracefulShutdown()`, and nothing else stops anything.
 public enum DaemonLifecycle {
-    public static func services(server: Server, batcher: Batcher, jobs: JobRunner, grace: Double) -> [any Service] {
+    public static func services(network: Network, server: Server, http: HTTPServer?, batcher: Batcher, jobs: JobRunner,
+                                grace: Double) -> [any Service] {
         [
-            Stage("connections") { server.shutdown() },
+            Stage("connections") { network.shutdown() },
             Stage("job store") { jobs.close() },
             Stage("batcher", start: batcher.start) { await offThePool { batcher.shutdown(grace: grace) } },
             Stage("job feeder", start: jobs.startFeeding) { jobs.stopFeeding() },
-            Stage("listener") { server.stopAccepting() },
+            Stage("listeners") {
+                server.stopAccepting()
+                http?.stopAccepting()
+            },
             SystemdStatus(batcher: batcher),
         ]
     }

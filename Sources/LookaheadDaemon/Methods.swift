@@ -18,20 +18,25 @@ public final class Methods: Sendable {
     public let batcher: Batcher
     public let jobs: JobRunner
     public let asks: AskPreparer
-    /// Every connection passes through it, so `status` can count them.
+    /// Every connection of both surfaces passes through it, so `status` can count them.
     let connections: ConnectionGate
+    /// The name `/v1/models` lists and OpenAI requests may give as `model`: the target's.
+    public let modelID: String
     let models: JSONValue
     let started = monotonicSeconds()
     let backend: String
     private let counters = Mutex<[RequestOutcome: Int]>([:])
 
-    public init(config: DaemonConfiguration, models: JSONValue, batcher: Batcher, jobs: JobRunner, asks: AskPreparer) {
+    public init(config: DaemonConfiguration, models: JSONValue, batcher: Batcher, jobs: JobRunner, asks: AskPreparer,
+                connections: ConnectionGate? = nil) {
         self.config = config
+        let target = models.objectValue?["models"]?.arrayValue?.first?.objectValue?["name"]?.stringValue
+        modelID = target.map { String($0.map { $0.isWhitespace ? "-" : $0 }) } ?? "lookaheadd"
         self.models = models
         self.batcher = batcher
         self.jobs = jobs
         self.asks = asks
-        connections = ConnectionGate(limits: config.connectionLimits)
+        self.connections = connections ?? ConnectionGate(limits: config.connectionLimits)
         backend = config.gpuLayers != 0 ? "gpu" : "cpu"
     }
 

@@ -11,20 +11,36 @@ public enum Listener: Sendable, Equatable {
     case path(String, mode: UInt32)
 }
 
-/// The Unix-socket server: SwiftNIO with our own frame decoder in front of `ConnectionHandler`.
-public final class Server: Sendable {
-    private let group: MultiThreadedEventLoopGroup
-    /// Parses large frames and tokenises long prompts, off the event loop.
-    private let pool: NIOThreadPool
-    private let channel: any Channel
-    public let description: String
+/// The event loop every connection of both surfaces (framed socket, HTTP) runs on, and the pool
+/// that parses large requests and tokenises long prompts off it. Shut down last, after both
+/// servers stopped accepting.
+public final class Network: Sendable {
+    let group: MultiThreadedEventLoopGroup
+    let pool: NIOThreadPool
 
-    public init(service: Methods, listener: Listener) throws {
+    public init() {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
-        let limits = service.config.connectionLimits, offload = Offload.pool(pool)
-        let bootstrap = ServerBootstrap(group: group)
+    }
+
+    var offload: Offload { .pool(pool) }
+
+    /// Closes every connection and ends the threads.
+    public func shutdown() {
+        try? group.syncShutdownGracefully()
+        try? pool.syncShutdownGracefully()
+    }
+}
+
+/// The Unix-socket server: SwiftNIO with our own frame decoder in front of `ConnectionHandler`.
+public final class Server: Sendable {
+    private let channel: any Channel
+    public let description: String
+
+    public init(service: Methods, listener: Listener, network: Network) throws {
+        let limits = service.config.connectionLimits, offload = network.offload
+        let bootstrap = ServerBootstrap(group: network.group)
             .serverChannelOption(.backlog, value: 256)
             // Past the high mark of unsent reply bytes a connection turns unwritable and its
             // requests are no longer read; below the low mark it reads again.
@@ -37,25 +53,26 @@ public final class Server: Sendable {
                     ])
                 }
             }
-        do {
-            switch listener {
-            case .activated(let fd):
-                channel = try bootstrap.withBoundSocket(fd).wait()
-                description = "socket-activated fd \(fd)"
-            case .path(let path, let mode):
-                try Server.prepareDirectory(of: path)
-                channel = try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
-                // The listening socket's mode decides who may connect (0660: owner and group).
-                guard chmod(path, mode_t(mode)) == 0 else {
-                    throw ServerError("chmod \(String(mode, radix: 8)) \(path): \(String(cString: strerror(errno)))")
-                }
-                description = path
-            }
-        } catch {
-            try? group.syncShutdownGracefully()
-            try? pool.syncShutdownGracefully()
+        switch listener {
+        case .activated(let fd):
+            channel = try bootstrap.withBoundSocket(fd).wait()
+            description = "socket-activated fd \(fd)"
+        case .path(let path, let mode):
+            channel = try Server.bind(bootstrap, path: path, mode: mode)
+            description = path
+        }
+    }
+
+    /// Binds a Unix socket whose mode decides who may connect (0660: owner and group).
+    static func bind(_ bootstrap: ServerBootstrap, path: String, mode: UInt32) throws -> any Channel {
+        try prepareDirectory(of: path)
+        let channel = try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
+        guard chmod(path, mode_t(mode)) == 0 else {
+            let error = ServerError("chmod \(String(mode, radix: 8)) \(path): \(String(cString: strerror(errno)))")
+            try? channel.close().wait()
             throw error
         }
+        return channel
     }
 
     static func prepareDirectory(of path: String) throws {
@@ -72,13 +89,8 @@ public final class Server: Sendable {
         }
     }
 
-    /// Stops accepting; open connections stay until `shutdown`.
+    /// Stops accepting; open connections stay until the network shuts down.
     public func stopAccepting() { try? channel.close().wait() }
-
-    public func shutdown() {
-        try? group.syncShutdownGracefully()
-        try? pool.syncShutdownGracefully()
-    }
 }
 
 public struct ServerError: Error, CustomStringConvertible {

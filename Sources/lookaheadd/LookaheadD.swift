@@ -71,6 +71,17 @@ struct LookaheadD: AsyncParsableCommand {
     /// Loads the models and binds the socket: everything that can fail at start fails here, before
     /// systemd hears READY=1.
     func start(_ settings: DaemonConfiguration, log: Logger) throws -> [any Service] {
+        let network = Network()
+        let gate = ConnectionGate(limits: settings.connectionLimits)
+        var http: HTTPServer?
+        if !settings.httpListen.isEmpty {
+            let key = try settings.apiKeyFile.isEmpty ? nil : APIKey.read(settings.apiKeyFile)
+            http = try HTTPServer(endpoints: settings.httpListen, socketMode: settings.socketMode, apiKey: key,
+                                  limits: settings.connectionLimits, gate: gate, network: network)
+            log.notice("HTTP listening (answers 503 until the models are loaded)", metadata: [
+                "http": "\(http!.description)", "api_key": "\(key == nil ? "none: loopback only" : settings.apiKeyFile)",
+            ])
+        }
         Notifier.status("loading models")
         let engineConfig = settings.engineConfig()
         log.info("loading models", metadata: ["target": "\(engineConfig.targetPath)", "draft": "\(engineConfig.draftPath)",
@@ -97,7 +108,8 @@ struct LookaheadD: AsyncParsableCommand {
         let jobs = JobRunner(
             directory: StateDirectory.resolve(configured: settings.stateDirectory, environment: environment),
             batcher: batcher, asks: asks, config: settings, clock: try JobClock(environment: environment))
-        let methods = Methods(config: settings, models: Methods.describe(engines), batcher: batcher, jobs: jobs, asks: asks)
+        let methods = Methods(config: settings, models: Methods.describe(engines), batcher: batcher, jobs: jobs, asks: asks,
+                              connections: gate)
 
         let listener: Listener
         let activated = try SocketActivation.listenFileDescriptors()
@@ -107,9 +119,28 @@ struct LookaheadD: AsyncParsableCommand {
             let path = settings.socket.isEmpty ? SocketPath.daemonDefault(environment: environment) : settings.socket
             listener = .path(path, mode: settings.socketMode)
         }
-        let server = try Server(service: methods, listener: listener)
+        let server = try Server(service: methods, listener: listener, network: network)
         log.info("listening", metadata: ["socket": "\(server.description)"])
-        return DaemonLifecycle.services(server: server, batcher: batcher, jobs: jobs, grace: settings.shutdownGraceSeconds)
+        http?.serve(methods)
+        return DaemonLifecycle.services(network: network, server: server, http: http, batcher: batcher, jobs: jobs,
+                                        grace: settings.shutdownGraceSeconds)
+    }
+}
+
+/// The bearer token of `api_key_file`: its first line, which must not be empty.
+enum APIKey {
+    static func read(_ path: String) throws -> String {
+        guard let file = fopen(path, "r") else {
+            throw ServerError("api_key_file \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(file) }
+        var line: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(line) }
+        guard getline(&line, &capacity, file) > 0, let line else { throw ServerError("api_key_file \(path): the file is empty") }
+        let key = String(cString: line).trimmingWhitespace
+        guard !key.isEmpty else { throw ServerError("api_key_file \(path): the first line is empty") }
+        return key
     }
 }
 

@@ -65,6 +65,11 @@ private func defaults(_ change: (inout DaemonConfiguration) -> Void) -> DaemonCo
              bad: "0680", reason: "'0680' is not an octal permission mode like 0660"),
         Case(key: "state_dir", good: "/var/lib/l/", expected: { $0.stateDirectory = "/var/lib/l" },
              bad: "state", reason: "'state' is not an absolute path"),
+        Case(key: "http_listen", good: "/run/l/http.sock, 127.0.0.1:8080 [::1]:8081",
+             expected: { $0.httpListen = [.unix(path: "/run/l/http.sock"), .tcp(host: "127.0.0.1", port: 8080), .tcp(host: "::1", port: 8081)] },
+             bad: "localhost:99999", reason: "'localhost:99999' is neither an absolute socket path nor HOST:PORT with a port in 1...65535"),
+        Case(key: "api_key_file", good: "/etc/lookaheadd/api-key", expected: { $0.apiKeyFile = "/etc/lookaheadd/api-key" },
+             bad: "api-key", reason: "'api-key' is not an absolute path"),
         Case(key: "model_dir", good: "/models", expected: { $0.modelDirectory = "/models" },
              bad: "models", reason: "'models' is not an absolute path"),
         Case(key: "target_model", good: "t.gguf", expected: { $0.targetModel = "t.gguf" },
@@ -275,6 +280,12 @@ private func defaults(_ change: (inout DaemonConfiguration) -> Void) -> DaemonCo
         #expect(failure("max_prompt_tokens = 8192")?.message
             == "max_prompt_tokens (8192) must be below context_length (8192) to leave room for the answer")
         #expect(try parse("context_length = 16384\nmax_prompt_tokens = 8192").maxPromptTokens == 8192)
+        #expect(failure("http_listen = 0.0.0.0:8080")?.description
+            == "test.conf:1: key 'http_listen': 0.0.0.0:8080 is reachable from other machines: set api_key_file (a bearer token) or listen on loopback only")
+        #expect(try parse("http_listen = 0.0.0.0:8080\napi_key_file = /k").apiKeyFile == "/k")
+        #expect(try parse("http_listen = localhost:8080, 127.0.0.2:9").httpListen.allSatisfy(\.isLoopback))
+        #expect(failure("http_listen = example.com:80")?.message.contains("not an IP address or localhost") == true)
+        #expect(failure("http_listen = 127.0.0.1:1, 127.0.0.1:1")?.message == "127.0.0.1:1 is listed twice")
     }
 }
 

@@ -24,17 +24,20 @@ final class ScriptedDaemon {
     /// Prompts tokenised so far (the tokeniser runs on whatever thread asks).
     let tokenised = Tally()
 
-    init(_ config: DaemonConfiguration = DaemonConfiguration(), steps: Int = 4, contextLength: Int = 4096) throws {
+    /// `script`: the steps the model writes (WordText: "|" ends a step); by default `steps`
+    /// numbered steps and "done".
+    init(_ config: DaemonConfiguration = DaemonConfiguration(), steps: Int = 4, contextLength: Int = 4096,
+         script text: [String]? = nil) throws {
         let words = WordText()
         let prompt = words.tokens(Self.prompt)
-        let script = (0..<steps).map { words.tokens("s\($0) |") } + [words.tokens("done <eos>")]
+        let script = text.map { $0.map(words.tokens) } ?? (0..<steps).map { words.tokens("s\($0) |") } + [words.tokens("done <eos>")]
         let target = ScriptedEngine(words: words, promptLength: prompt.count, contextLength: contextLength) { _ in script }
         let scheduler = Scheduler(engines: EngineSet(target: target, draft: nil, verifiers: [.exact: VerifierChain(semantic: nil, match: .bytes)],
                                                      defaultVerifier: .exact, sequences: 8), limits: config.limits)
         batcher = Batcher(scheduler: scheduler)
         var defaults = config.sessionDefaults()
         defaults.mode = .ar
-        defaults.maxTokens = min(config.maxTokensLimit, 2 * steps + 8)
+        defaults.maxTokens = min(config.maxTokensLimit, script.reduce(6) { $0 + $1.count })
         // The scripted vocabulary is frozen here: tokenising reads it from the event loop's threads.
         let known = Dictionary(uniqueKeysWithValues: Self.prompt.split(separator: " ").map { (String($0), words.tokens(String($0))) })
         let counter = tokenised
@@ -335,18 +338,19 @@ extension ConnectionTests {
 struct Served {
     let daemon: ScriptedDaemon
     let server: Server
+    let network = Network()
     let path: String
 
     init(_ config: DaemonConfiguration, steps: Int = 4, contextLength: Int = 4096) throws {
         daemon = try ScriptedDaemon(config, steps: steps, contextLength: contextLength)
         path = daemon.state.sub("lookaheadd.sock")
-        server = try Server(service: daemon.methods, listener: .path(path, mode: 0o600))
+        server = try Server(service: daemon.methods, listener: .path(path, mode: 0o600), network: network)
         daemon.batcher.start()
     }
 
     func stop() {
         server.stopAccepting()
-        server.shutdown()
+        network.shutdown()
     }
 
     func status() throws -> JSONObject {
