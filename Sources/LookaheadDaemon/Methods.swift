@@ -35,6 +35,10 @@ public final class Methods: Sendable {
         backend = config.gpuLayers != 0 ? "gpu" : "cpu"
     }
 
+    /// The name a model is served under: its GGUF `general.name`, else llama.cpp's summary. The
+    /// one derivation of it: `models` lists it, and OpenAI-shaped answers name the target by it.
+    public static func modelName(_ m: Model) -> String { m.metadata("general.name") ?? m.summary }
+
     /// `models`' answer: every loaded model and the configured verifier.
     public static func describe(_ engines: Engines) -> JSONValue {
         func entry(_ role: String, _ m: Model) -> JSONValue {
@@ -42,7 +46,7 @@ public final class Methods: Sendable {
             var st = stat()
             if stat(m.path, &st) == 0 { size = Int64(st.st_size) }
             return .object([
-                "role": .string(role), "name": .string(m.metadata("general.name") ?? m.summary),
+                "role": .string(role), "name": .string(modelName(m)),
                 "description": .string(m.summary), "path": .string(m.path), "bytes": .int(size),
                 "arch": .string(m.metadata("general.architecture") ?? "unknown"),
                 "parameters": .int(Int64(m.parameterCount)), "context_length": .int(Int64(m.trainedContext)),
