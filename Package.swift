@@ -24,9 +24,10 @@ let package = Package(
         // The bottom: the wire protocol (plain values and the json-c codec) and the job store know
         // nothing of models or transports, so clients and the store build without llama.cpp.
         .target(name: "LookaheadProtocol", dependencies: ["CJSONC"]),
-        .target(name: "JobStore", dependencies: ["CSQLite", "LookaheadProtocol"]),
         // OpenAI's request and response shapes over the native ones: no transport, no model code.
         .target(name: "OpenAIProtocol", dependencies: ["LookaheadProtocol"]),
+        // The store validates OpenAI Batch lines with the same translation as the HTTP surface.
+        .target(name: "JobStore", dependencies: ["CSQLite", "LookaheadProtocol", "OpenAIProtocol"]),
         .target(name: "SystemdSupport", dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]),
         // The model stack: C shims → Llama → Lookahead (the algorithm) → StepBatcher (the engine thread).
         .target(name: "Llama", dependencies: ["CLlama", .product(name: "Logging", package: "swift-log")]),
@@ -88,7 +89,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "LookaheadBenchTests", dependencies: ["LookaheadBench", "Lookahead", "LookaheadProtocol"]),
-        .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "LookaheadProtocol", "TestSupport"]),
+        .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "LookaheadProtocol", "OpenAIProtocol", "TestSupport"]),
         // Batch jobs end to end: the built lookaheadd and lookaheadctl, on real models.
         .testTarget(name: "DaemonJobsTests", dependencies: ["TestSupport", "LookaheadProtocol", "LookaheadDaemon", "lookaheadd", "lookaheadctl"]),
         .testTarget(name: "DaemonConfigTests", dependencies: ["DaemonConfig"]),

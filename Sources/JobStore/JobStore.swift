@@ -65,11 +65,14 @@ public final class JobStore {
         owner: UInt32, lines: [ValidatedLine], runNow: Bool, deadline: Double?, now: Double,
         idempotencyKey: String? = nil, quota: JobQuota? = nil
     ) throws(JobStoreError) -> SubmittedJob {
-        guard !lines.isEmpty else { throw .invalidSubmission("a job needs at least one line") }
+        guard let format = lines.first?.format else { throw .invalidSubmission("a job needs at least one line") }
         // Lines validated in separate calls could still clash.
         var seen = Set<String>()
         for line in lines where !seen.insert(line.customID).inserted {
             throw .invalidSubmission("duplicate custom_id '\(line.customID)'")
+        }
+        if let other = lines.first(where: { $0.format != format }) {
+            throw .invalidSubmission("the lines mix formats (\(format.rawValue) and \(other.format.rawValue)): a job is one format")
         }
         let requests = lines.map { Self.text(.object($0.request)) }
         let bytes = zip(lines, requests).reduce(0) { $0 + $1.0.customID.utf8.count + $1.1.utf8.count }
@@ -88,11 +91,11 @@ public final class JobStore {
             // stored in several transactions, no part of it could be claimed early.
             try connection.execute(
                 """
-                INSERT INTO jobs (id, owner_uid, state, created_at, deadline, run_now, n_total, n_bytes, idempotency_key)
-                VALUES (?, ?, 'validating', ?, ?, ?, ?, ?, ?)
+                INSERT INTO jobs (id, owner_uid, state, created_at, deadline, run_now, n_total, n_bytes, idempotency_key, format)
+                VALUES (?, ?, 'validating', ?, ?, ?, ?, ?, ?, ?)
                 """,
                 [.text(id), .int(Int64(owner)), .double(now), .optional(deadline), .int(runNow ? 1 : 0),
-                 .int(Int64(lines.count)), .int(Int64(bytes)), .optional(idempotencyKey)])
+                 .int(Int64(lines.count)), .int(Int64(bytes)), .optional(idempotencyKey), .text(format.rawValue)])
             for (index, (line, request)) in zip(lines, requests).enumerated() {
                 try connection.execute(
                     "INSERT INTO lines (job_id, line_no, custom_id, request, state) VALUES (?, ?, ?, ?, 'queued')",
@@ -132,12 +135,14 @@ public final class JobStore {
             guard limit > 0 else { return [] }
             let jobs = try connection.query(
                 """
-                SELECT id, owner_uid FROM jobs
+                SELECT id, owner_uid, format FROM jobs
                 WHERE state IN ('queued', 'in_progress') AND n_queued > 0 AND (run_now = 1 OR ?)
                 ORDER BY created_at, rowid
                 """,
                 [.int(windowOpen ? 1 : 0)]
-            ) { row in (id: row.text(0), owner: UInt32(truncatingIfNeeded: row.int(1))) }
+            ) { row throws(JobStoreError) in
+                (id: row.text(0), owner: UInt32(truncatingIfNeeded: row.int(1)), format: try jobFormat(row.text(2)))
+            }
 
             var claimed: [ClaimedLine] = []
             for job in jobs where claimed.count < limit {
@@ -149,7 +154,7 @@ public final class JobStore {
                     [.text(job.id), .int(Int64(limit - claimed.count))]
                 ) { row throws(JobStoreError) in
                     ClaimedLine(
-                        jobID: job.id, lineNo: Int(row.int(0)), customID: row.text(1), owner: job.owner,
+                        jobID: job.id, lineNo: Int(row.int(0)), customID: row.text(1), owner: job.owner, format: job.format,
                         request: try object(row.text(2), what: "the request of line \(row.int(0)) of job \(job.id)"),
                         attempt: Int(row.int(3)) + 1)
                 }
@@ -382,7 +387,7 @@ public final class JobStore {
 
     private static let jobColumns = """
         id, owner_uid, state, created_at, started_at, finished_at, deadline, run_now,
-        n_total, n_queued, n_in_progress, n_done, n_failed, n_cancelled, n_expired, error, idempotency_key
+        n_total, n_queued, n_in_progress, n_done, n_failed, n_cancelled, n_expired, error, idempotency_key, format
         """
 
     /// `'completed', 'failed', …` for SQL, from `JobState.isFinal`.
@@ -414,7 +419,7 @@ public final class JobStore {
             id: row.text(0), owner: UInt32(truncatingIfNeeded: row.int(1)), state: try jobState(row.text(2)),
             createdAt: row.double(3), startedAt: row.optionalDouble(4), finishedAt: row.optionalDouble(5),
             deadline: row.optionalDouble(6), runNow: row.int(7) != 0, counts: counts, error: row.optionalText(15),
-            idempotencyKey: row.optionalText(16))
+            idempotencyKey: row.optionalText(16), format: try jobFormat(row.text(17)))
     }
 
     private func finish(
@@ -566,6 +571,11 @@ public final class JobStore {
     private func jobState(_ raw: String) throws(JobStoreError) -> JobState {
         guard let state = JobState(rawValue: raw) else { throw .corrupt(path: path, detail: "unknown job state '\(raw)'") }
         return state
+    }
+
+    private func jobFormat(_ raw: String) throws(JobStoreError) -> JobFormat {
+        guard let format = JobFormat(rawValue: raw) else { throw .corrupt(path: path, detail: "unknown job format '\(raw)'") }
+        return format
     }
 
     private func lineState(_ raw: String) throws(JobStoreError) -> LineState {

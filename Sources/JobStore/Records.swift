@@ -75,6 +75,8 @@ public struct JobRecord: Sendable, Hashable {
     public var error: String?
     /// The key it was submitted with, which makes submitting it again return this job.
     public var idempotencyKey: String?
+    /// How its lines were written, and so how its results read back.
+    public var format: JobFormat
 
     /// The share of lines answered (done or failed), 0...1.
     public var progress: Double {
@@ -163,10 +165,15 @@ public struct ClaimedLine: Sendable, Hashable {
     public var lineNo: Int
     public var customID: String
     public var owner: UInt32
-    /// The `ask` parameters, as validated at submit (`custom_id` removed).
+    /// Its job's format, which says how to read `request`.
+    public var format: JobFormat
+    /// As validated and stored at submit (`ValidatedLine.request`).
     public var request: JSONObject
     /// 1 on the first run; more after a crash or a release put the line back.
     public var attempt: Int
+
+    /// What the engine is asked, translated as at submission.
+    public func ask() throws(JobInputError) -> LineAsk { try LineAsk(format: format, request: request) }
 }
 
 /// A line as `results` reports it: `result` when done, `error` when failed, cancelled or expired,

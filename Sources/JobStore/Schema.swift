@@ -58,6 +58,12 @@ enum Schema {
             SELECT coalesce(sum(length(CAST(custom_id AS BLOB)) + length(CAST(request AS BLOB))), 0)
             FROM lines WHERE lines.job_id = jobs.id);
         """,
+        // 2 → 3
+        """
+        -- How the job's lines are written (JobFormat), which is also how its results are read
+        -- back; every job before this one was native.
+        ALTER TABLE jobs ADD COLUMN format TEXT NOT NULL DEFAULT 'native' CHECK (format IN ('native', 'openai'));
+        """,
     ]
 
     static var version: Int { steps.count }

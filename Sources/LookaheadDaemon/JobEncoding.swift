@@ -1,5 +1,6 @@
 import JobStore
 import LookaheadProtocol
+import OpenAIProtocol
 import StepBatcher
 
 /// JSON shapes of jobs and their lines (docs/protocol.md, `jobs.*`). Times are unix seconds.
@@ -17,10 +18,20 @@ enum JobEncoding {
             ],
             "progress": .double(job.progress), "error": job.error.map(JSONValue.string) ?? .null,
             "idempotency_key": job.idempotencyKey.map(JSONValue.string) ?? .null,
+            "format": .string(job.format.rawValue),
         ]
     }
 
-    static func line(_ line: LineResult) -> JSONValue {
+    /// A line of `jobs.results` in its job's format; nil for an OpenAI line that has not ended,
+    /// which OpenAI's output does not list.
+    static func line(_ line: LineResult, of job: JobRecord) -> JSONValue? {
+        switch job.format {
+        case .native: return native(line)
+        case .openAI: return OpenAIBatch.outputLine(line, jobID: job.id).map(JSONValue.object)
+        }
+    }
+
+    private static func native(_ line: LineResult) -> JSONValue {
         var object: JSONObject = [
             "custom_id": .string(line.customID), "line": JSONValue(line.lineNo), "state": .string(line.state.rawValue),
             "attempts": JSONValue(line.attempts), "finished_at": time(line.finishedAt),
@@ -30,9 +41,19 @@ enum JobEncoding {
         return .object(object)
     }
 
-    /// The `ask` result, with OpenAI-style `usage` and the time the batcher admitted the line.
-    static func lineResult(_ generation: Generation, _ ask: PreparedAsk, startedAt: Double?) -> JSONValue {
-        var object = AskResult(generation, mode: ask.config.mode, verifier: ask.verifier).json
+    /// A native line's result: the `ask` result, with OpenAI-style `usage` and the time the batcher
+    /// admitted the line. An OpenAI line's (`openAI` given): the chat.completion or
+    /// text_completion body the HTTP endpoint would have answered, naming the served `model`.
+    static func lineResult(
+        _ generation: Generation, _ ask: PreparedAsk, startedAt: Double?,
+        as openAI: (endpoint: Endpoint, model: String, created: Double)?
+    ) -> JSONValue {
+        let result = AskResult(generation, mode: ask.config.mode, verifier: ask.verifier)
+        if let openAI {
+            let responder = CompletionResponder(endpoint: openAI.endpoint, model: openAI.model, created: Int64(openAI.created))
+            return .object(responder.body(result, promptTokens: ask.prompt.count))
+        }
+        var object = result.json
         object["usage"] = [
             "prompt_tokens": JSONValue(ask.prompt.count), "completion_tokens": JSONValue(generation.tokens.count),
             "total_tokens": JSONValue(ask.prompt.count + generation.tokens.count),

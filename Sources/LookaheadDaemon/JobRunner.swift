@@ -4,6 +4,7 @@ import JobStore
 import Logging
 import Lookahead
 import LookaheadProtocol
+import OpenAIProtocol
 import StepBatcher
 
 /// Batch jobs: drains the JobStore's lines into the batcher at `.batch` priority, at most
@@ -25,6 +26,8 @@ public final class JobRunner: @unchecked Sendable {
     private let quota: JobQuota
     private let batcher: Batcher
     private let asks: AskPreparer
+    /// The name the target is served under: `model` in the answers of OpenAI lines.
+    private let model: String
     private let maxInFlight: Int
     /// A page of `jobs.list` or `jobs.results` stays under half a frame, so the reply always fits.
     private let pageBytes: Int
@@ -40,12 +43,14 @@ public final class JobRunner: @unchecked Sendable {
     private var feeding = false
     private var timer: (any DispatchSourceTimer)?
 
-    public init(directory: String, batcher: Batcher, asks: AskPreparer, config: DaemonConfiguration, clock: JobClock) {
+    /// `model`: the id OpenAI-format answers name the target by (`Methods.servedID`).
+    public init(directory: String, batcher: Batcher, asks: AskPreparer, model: String, config: DaemonConfiguration, clock: JobClock) {
         keeper = JobStoreKeeper(directory: directory, clock: clock,
                                 retention: config.jobRetentionDays == 0 ? nil : Double(config.jobRetentionDays) * 86400)
         quota = JobQuota(jobs: config.maxJobsPerUser, lines: config.maxJobLinesPerUser, bytes: config.maxJobBytesPerUser)
         self.batcher = batcher
         self.asks = asks
+        self.model = model
         self.clock = clock
         window = config.drainWindow
         maxInFlight = config.maxBatchSessions
@@ -151,28 +156,31 @@ public final class JobRunner: @unchecked Sendable {
         }
     }
 
-    /// Lines after line `after`, in order, as many as fit `limit` and half a frame; `next_after`
-    /// is where the next page starts (null on the last page). The store reads only this page.
+    /// Lines after line `after`, in order, as many as fit `limit` and half a frame, in the job's
+    /// format; `next_after` is where the next page starts (null on the last page). The store reads
+    /// only this page.
     func results(id: String, requester: UInt32, after: Int, limit: Int, reply: @escaping Reply) {
         answer(reply) { [self] store throws(JobStoreError) in
             let job = try store.job(id: id, requester: requester)
             let lines = try store.results(id: id, requester: requester, after: after, limit: limit + 1)
-            let page = page(lines, limit: limit) { JobEncoding.line($0) }
+            let page = page(lines, limit: limit) { JobEncoding.line($0, of: job) }
             return .object(["id": .string(id), "state": .string(job.state.rawValue), "lines": .array(page.items),
                             "next_after": page.last.map { JSONValue($0.lineNo) } ?? .null])
         }
     }
 
-    /// The leading rows that fit one reply: at most `limit`, and within `pageBytes` (the first row
-    /// always, or a large one could never be read). `last` is the last row taken when rows were
-    /// left over, where the next page begins; nil when this page is the last.
-    private func page<Row>(_ rows: [Row], limit: Int, _ encode: (Row) -> JSONValue) -> (items: [JSONValue], last: Row?) {
+    /// The leading rows that fit one reply: at most `limit`, and within `pageBytes` (the first item
+    /// always, or a large one could never be read). A row `encode` turns into nil is passed over
+    /// but counts towards `limit`, so a page never reads more than `limit` rows. `last` is the last
+    /// row taken when rows were left over, where the next page begins; nil when this page is the last.
+    private func page<Row>(_ rows: [Row], limit: Int, _ encode: (Row) -> JSONValue?) -> (items: [JSONValue], last: Row?) {
         var items: [JSONValue] = []
         var bytes = 0
         for (index, row) in rows.enumerated() {
-            let item = encode(row)
+            if index == limit { return (items, rows[index - 1]) }
+            guard let item = encode(row) else { continue }
             let size = JSONCodec.encode(item).count
-            if items.count == limit || (!items.isEmpty && bytes + size > pageBytes) { return (items, rows[index - 1]) }
+            if !items.isEmpty && bytes + size > pageBytes { return (items, rows[index - 1]) }
             items.append(item)
             bytes += size
         }
@@ -257,14 +265,21 @@ public final class JobRunner: @unchecked Sendable {
         let key = LineKey(job: line.jobID, line: line.lineNo)
         if flights.isEmpty { meter.becameBusy(at: monotonicSeconds()) }
         flights[key] = Flight()
+        let request: LineAsk
+        do {
+            request = try line.ask()
+        } catch {
+            return settle(key, .failed(.object(ProtocolError(.invalidParams, error.message, field: error.field).json)))
+        }
         let ask: PreparedAsk
         do {
-            ask = try asks.prepare(Params(line.request))
+            ask = try asks.prepare(request.params)
         } catch {
             // Checked at submission; a daemon restarted with another configuration can still refuse it.
-            return settle(key, .failed(.object(error.json)))
+            return settle(key, Self.failure(error, request))
         }
         flights[key]?.ask = ask
+        flights[key]?.openAI = request.openAI
         let sink: @Sendable (SessionUpdate) -> Void = { [unowned self] update in
             queue.async { self.update(key, update) }
         }
@@ -274,8 +289,13 @@ public final class JobRunner: @unchecked Sendable {
         } catch .shuttingDown {
             settle(key, .released)
         } catch {
-            settle(key, .failed(.object(ProtocolError(error: error, field: "prompt").json)))
+            settle(key, Self.failure(ProtocolError(error: error, field: "prompt"), request))
         }
+    }
+
+    /// A failure as the line's results name it: an OpenAI line's error blames the OpenAI parameter.
+    private static func failure(_ error: ProtocolError, _ line: LineAsk) -> Settlement {
+        .failed(.object(ProtocolError(error.code, error.message, field: line.field(forNative: error.field)).json))
     }
 
     private func update(_ key: LineKey, _ update: SessionUpdate) {
@@ -287,8 +307,9 @@ public final class JobRunner: @unchecked Sendable {
         case .step:
             return
         case .finished(let generation):
-            settle(key, .done(JobEncoding.lineResult(generation, ask, startedAt: flight.startedAt),
-                              tokens: generation.tokens.count))
+            let result = JobEncoding.lineResult(generation, ask, startedAt: flight.startedAt,
+                                                as: flight.openAI.map { (endpoint: $0.endpoint, model: model, created: clock.now()) })
+            settle(key, .done(result, tokens: generation.tokens.count))
         case .failed(.cancelled), .failed(.shuttingDown):
             // Stopped, not answered: back to the queue, or cancelled with its job.
             settle(key, .released)
@@ -337,6 +358,8 @@ private struct LineKey: Hashable {
 /// A line handed to the batcher, until the store has its end.
 private struct Flight {
     var ask: PreparedAsk?
+    /// An OpenAI line's request, whose answer is stored in OpenAI's shape; nil for a native line.
+    var openAI: CompletionRequest?
     var ticket: Ticket?
     /// Unix seconds at which the batcher admitted it: `started_at` in its result.
     var startedAt: Double?

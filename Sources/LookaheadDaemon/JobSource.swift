@@ -31,10 +31,13 @@ enum JobSource: Sendable {
             throw ProtocolError(.invalidParams, error.description, field: error.field ?? field)
         }
         for line in lines {
-            do {
-                _ = try asks.prepare(Params(line.request))
-            } catch {
-                throw ProtocolError(error.code, "line \(line.line): \(error.message)", field: error.field ?? field)
+            let ask: LineAsk
+            do { ask = try line.ask() } catch {
+                throw ProtocolError(.invalidParams, "line \(line.line): \(error.message)", field: error.field ?? field)
+            }
+            do { _ = try asks.prepare(ask.params) } catch {
+                let named = ask.lineError(error.message, field: error.field)
+                throw ProtocolError(error.code, "line \(line.line): \(named.message)", field: named.field ?? field)
             }
         }
         return lines

@@ -31,7 +31,7 @@ public final class Methods: Sendable {
                 connections: ConnectionGate? = nil) {
         self.config = config
         let target = models.objectValue?["models"]?.arrayValue?.first?.objectValue?["name"]?.stringValue
-        modelID = target.map { String($0.map { $0.isWhitespace ? "-" : $0 }) } ?? "lookaheadd"
+        modelID = Methods.servedID(target ?? "lookaheadd")
         self.models = models
         self.batcher = batcher
         self.jobs = jobs
@@ -40,6 +40,14 @@ public final class Methods: Sendable {
         backend = config.gpuLayers != 0 ? "gpu" : "cpu"
     }
 
+    /// The name a model is served under: its GGUF `general.name`, else llama.cpp's summary. The
+    /// one derivation of it: `models` lists it, and `servedID` makes the OpenAI id of it.
+    public static func modelName(_ m: Model) -> String { m.metadata("general.name") ?? m.summary }
+
+    /// The id OpenAI clients name a model by (`/v1/models`, `model` in answers): its name with
+    /// blanks as dashes, as model ids are written.
+    public static func servedID(_ name: String) -> String { String(name.map { $0.isWhitespace ? "-" : $0 }) }
+
     /// `models`' answer: every loaded model and the configured verifier.
     public static func describe(_ engines: Engines) -> JSONValue {
         func entry(_ role: String, _ m: Model) -> JSONValue {
@@ -47,7 +55,7 @@ public final class Methods: Sendable {
             var st = stat()
             if stat(m.path, &st) == 0 { size = Int64(st.st_size) }
             return .object([
-                "role": .string(role), "name": .string(m.metadata("general.name") ?? m.summary),
+                "role": .string(role), "name": .string(modelName(m)),
                 "description": .string(m.summary), "path": .string(m.path), "bytes": .int(size),
                 "arch": .string(m.metadata("general.architecture") ?? "unknown"),
                 "parameters": .int(Int64(m.parameterCount)), "context_length": .int(Int64(m.trainedContext)),

@@ -8,6 +8,8 @@ struct Batch: ParsableCommand {
         discussion: """
             A job's input is JSONL, one request per line with the parameters of `ask`:
               {"custom_id": "q1", "prompt": "…", "mode": "ar", "max_tokens": 256}
+            or, all lines alike, in OpenAI's Batch format (results then come back in OpenAI's output format):
+              {"custom_id": "q1", "method": "POST", "url": "/v1/chat/completions", "body": {"messages": […]}}
             custom_id is required and unique within the job. Jobs run inside lookaheadd's drain window \
             (drain_window in its config) unless submitted with --now, and belong to the user who \
             submitted them: only that user and root can see, read or cancel them.
@@ -171,7 +173,9 @@ struct BatchResults: ParsableCommand {
         commandName: "results", abstract: "Print a job's results: one JSON line per input line, with its custom_id.",
         discussion: """
             Each line has custom_id, line, state and attempts, then result (the ask result with usage) \
-            or error. Lines not yet run have neither. The output is JSON lines in any case.
+            or error. Lines not yet run have neither. A job submitted in OpenAI's Batch format gets \
+            OpenAI's output lines instead, {id, custom_id, response, error}, for the lines that have \
+            ended. The output is JSON lines in any case.
             """)
 
     @OptionGroup var connection: ConnectionOptions

@@ -107,7 +107,8 @@ struct LookaheadD: AsyncParsableCommand {
         let environment = processEnvironment()
         let jobs = JobRunner(
             directory: StateDirectory.resolve(configured: settings.stateDirectory, environment: environment),
-            batcher: batcher, asks: asks, config: settings, clock: try JobClock(environment: environment))
+            batcher: batcher, asks: asks, model: Methods.servedID(Methods.modelName(targetModel)), config: settings,
+            clock: try JobClock(environment: environment))
         let methods = Methods(config: settings, models: Methods.describe(engines), batcher: batcher, jobs: jobs, asks: asks,
                               connections: gate)
 

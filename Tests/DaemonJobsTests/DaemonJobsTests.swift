@@ -56,6 +56,73 @@ struct DaemonJobsTests {
         #expect(daemon.stop() == 0)
     }
 
+    /// A file in OpenAI's Batch format, as OpenAI's and vLLM's batch runners take it, comes back in
+    /// OpenAI's output format; its bad lines are refused naming the body field, in OpenAI's terms.
+    @Test func anOpenAIBatchFileComesBackInOpenAIsShape() throws {
+        let sandbox = try Sandbox(base: jobsConfig)
+        let daemon = try sandbox.start()
+        let socket = ["--socket", sandbox.socket]
+        let chat: [JSONValue] = (1...2).map { i in
+            ["custom_id": .string("chat-\(i)"), "method": "POST", "url": "/v1/chat/completions", "body": [
+                "model": "gpt-4o-mini", "max_tokens": 12, "lookahead": ["mode": "ar"],
+                "messages": [["role": "system", "content": "Answer with one number."],
+                             ["role": "user", "content": .string("What is \(i) plus \(i * 7)?")]],
+            ]]
+        }
+        let text: JSONValue = ["custom_id": "text-1", "method": "POST", "url": "/v1/completions",
+                               "body": ["prompt": "1, 2, 3, 4,", "max_tokens": 6, "lookahead": ["mode": "ar"]]]
+        let input = try sandbox.write("openai.jsonl", (chat + [text]).map { "\($0)\n" }.joined())
+
+        let submitted = try lookaheadctl(["batch", "submit", "--now", "--json", input] + socket)
+        #expect(submitted.exitCode == 0, "\(submitted.stderr)")
+        let job = try JSONCodec.decode(Array(submitted.stdout.utf8))
+        let id = try #require(job["id"]?.stringValue)
+        #expect(job["format"] == "openai" && job["counts"]?["total"] == 3)
+        #expect(try daemon.wait(for: id, until: { $0.state == "completed" })["counts"]?["done"] == 3)
+
+        let out = sandbox.path + "/out.jsonl"
+        let fetched = try lookaheadctl(["batch", "results", id, "-o", out] + socket)
+        #expect(fetched.exitCode == 0, "\(fetched.stderr)")
+        let written = try String(contentsOfFile: out, encoding: .utf8)
+        let lines = try written.split(separator: "\n").map { try #require(try JSONCodec.decode(Array($0.utf8)).objectValue) }
+        #expect(lines.compactMap { $0["custom_id"]?.stringValue } == ["chat-1", "chat-2", "text-1"])
+        let served = try #require(try daemon.call("models")["models"]?.arrayValue?.first?["name"]?.stringValue)
+        for line in lines {
+            #expect(line.keys.sorted() == ["custom_id", "error", "id", "response"])
+            #expect(line["id"]?.stringValue?.hasPrefix("batch_req_") == true && line["error"] == .null)
+            let response = try #require(line["response"]?.objectValue)
+            #expect(response["status_code"] == 200 && response["request_id"]?.stringValue?.hasPrefix("req_") == true)
+            let body = try #require(response["body"]?.objectValue)
+            #expect(body["model"] == .string(served), "the served target, whatever the line named")
+            let usage = try #require(body["usage"]?.objectValue)
+            let prompt = try #require(usage["prompt_tokens"]?.intValue), completion = try #require(usage["completion_tokens"]?.intValue)
+            #expect(prompt > 0 && completion > 0 && usage["total_tokens"]?.intValue == prompt + completion)
+            let choice = try #require(body["choices"]?.arrayValue?.first)
+            if line["custom_id"]?.stringValue?.hasPrefix("chat") == true {
+                #expect(body["object"] == "chat.completion" && choice["message"]?["role"] == "assistant")
+                #expect(choice["message"]?["content"]?.stringValue != nil)
+                #expect(completion <= 12)
+            } else {
+                #expect(body["object"] == "text_completion" && choice["text"]?.stringValue?.isEmpty == false)
+                #expect(completion <= 6)
+            }
+            #expect(["stop", "length"].contains(choice["finish_reason"]?.stringValue ?? ""))
+        }
+        let again = try lookaheadctl(["batch", "results", id] + socket)
+        #expect(again.stdout == written, "the same output, ids included, every time it is read")
+
+        // Found by the daemon's own checks (the token limit), named as OpenAI names it.
+        let tooLong: JSONValue = ["custom_id": "b", "method": "POST", "url": "/v1/chat/completions",
+                                  "body": ["messages": [["role": "user", "content": "hi"]], "max_completion_tokens": 5000]]
+        let error = try daemon.failure("jobs.submit", ["content": .string("\(chat[0])\n\(tooLong)\n")])
+        #expect(error.code == .invalidParams && error.field == "body.max_completion_tokens")
+        #expect(error.message == "line 2: body: max_tokens must be in 1...4096, got 5000")
+        let mixed = try sandbox.write("mixed.jsonl", "\(chat[0])\n" + #"{"custom_id":"n","prompt":"hi"}"# + "\n")
+        let refused = try lookaheadctl(["batch", "submit", mixed] + socket)
+        #expect(refused.exitCode == 4 && refused.stderr.contains("line 2: a native line"), "\(refused)")
+        #expect(daemon.stop() == 0)
+    }
+
     /// `kill -9` with lines in flight, at three points of one job: after each restart the job
     /// goes on, and in the end every line is answered exactly once.
     @Test func killNineLosesAndRepeatsNothing() throws {

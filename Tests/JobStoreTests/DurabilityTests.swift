@@ -127,13 +127,13 @@ private func expectEachLineOnce(_ results: [LineResult]) {
         #expect(bytes > 0)
         // Back to version 1, as the first release left it.
         for sql in ["DROP INDEX jobs_by_key", "ALTER TABLE jobs DROP COLUMN idempotency_key",
-                    "ALTER TABLE jobs DROP COLUMN n_bytes", "PRAGMA user_version = 1"] {
+                    "ALTER TABLE jobs DROP COLUMN n_bytes", "ALTER TABLE jobs DROP COLUMN format", "PRAGMA user_version = 1"] {
             try store!.sqlForTesting(sql)
         }
         store = nil
 
         store = try JobStore(directory: dir.path)
-        #expect(try store!.sqlForTesting("PRAGMA user_version") == ["2"])
+        #expect(try store!.sqlForTesting("PRAGMA user_version") == ["3"])
         #expect(try store!.job(id: old.id, requester: owner).counts.queued == 2)
         let quota = JobQuota(jobs: 10, lines: 10, bytes: bytes)
         #expect(thrown { () throws(JobStoreError) in
@@ -142,6 +142,30 @@ private func expectEachLineOnce(_ results: [LineResult]) {
         let keyed = try store!.submit(owner: owner, lines: try validLines(1), runNow: true, deadline: nil, now: t0 + 2, idempotencyKey: "k")
         #expect(try store!.submit(owner: owner, lines: try validLines(1), runNow: true, deadline: nil, now: t0 + 3, idempotencyKey: "k").job.id
             == keyed.job.id)
+    }
+
+    /// A database of the second schema (before job formats) is upgraded in place: its jobs are
+    /// native and keep running, and OpenAI jobs can be stored beside them.
+    @Test func aVersion2DatabaseIsUpgraded() throws {
+        let dir = try TempDir("jobstore-test")
+        defer { dir.remove() }
+        var store: JobStore? = try JobStore(directory: dir.path)
+        let old = try store!.submit(owner: owner, lines: try validLines(2), runNow: true, deadline: nil, now: t0).job
+        for sql in ["ALTER TABLE jobs DROP COLUMN format", "PRAGMA user_version = 2"] { try store!.sqlForTesting(sql) }
+        #expect(try store!.sqlForTesting("SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'format'") == ["0"])
+        store = nil
+
+        store = try JobStore(directory: dir.path)
+        #expect(try store!.sqlForTesting("PRAGMA user_version") == ["3"])
+        let upgraded = try store!.job(id: old.id, requester: owner)
+        #expect(upgraded.format == .native && upgraded.counts.queued == 2)
+        let chat = #"{"custom_id":"c","method":"POST","url":"/v1/chat/completions","body":{"messages":[{"role":"user","content":"hi"}]}}"#
+        let openAI = try store!.submit(owner: owner, lines: try JobInput.validate(jsonl: Array(chat.utf8)), runNow: true,
+                                       deadline: nil, now: t0 + 1).job
+        #expect(openAI.format == .openAI)
+        #expect(try store!.claimLines(limit: 3, now: t0 + 2, windowOpen: true).map(\.format) == [.native, .native, .openAI])
+        #expect(thrown { () throws(JobStoreError) in try store!.sqlForTesting("UPDATE jobs SET format = 'xml'") } != nil,
+                "the column takes only known formats")
     }
 
     @Test func oneStorePerDirectory() throws {
@@ -185,7 +209,7 @@ private func expectEachLineOnce(_ results: [LineResult]) {
         #expect(try store.sqlForTesting("PRAGMA synchronous") == ["2"], "FULL")
         #expect(try store.sqlForTesting("PRAGMA foreign_keys") == ["1"])
         #expect(try store.sqlForTesting("PRAGMA busy_timeout") == ["5000"])
-        #expect(try store.sqlForTesting("PRAGMA user_version") == ["2"])
+        #expect(try store.sqlForTesting("PRAGMA user_version") == ["3"])
     }
 
     @Test func aNewerSchemaIsRefused() throws {

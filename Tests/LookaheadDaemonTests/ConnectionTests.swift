@@ -52,7 +52,7 @@ final class ScriptedDaemon {
             return text.split(separator: " ").flatMap { known[String($0)] ?? [Token(99)] }
         }
         state = try TempDir()
-        let jobs = JobRunner(directory: state.path, batcher: batcher, asks: asks, config: config, clock: try JobClock(environment: [:]))
+        let jobs = JobRunner(directory: state.path, batcher: batcher, asks: asks, model: "scripted", config: config, clock: try JobClock(environment: [:]))
         methods = Methods(config: config, models: .object([:]), batcher: batcher, jobs: jobs, asks: asks)
     }
 
