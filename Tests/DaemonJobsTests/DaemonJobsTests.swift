@@ -1,5 +1,6 @@
 import Foundation
 import LookaheadProtocol
+import LookaheadDaemon
 import Testing
 import TestSupport
 
@@ -86,7 +87,7 @@ struct DaemonJobsTests {
         let written = try String(contentsOfFile: out, encoding: .utf8)
         let lines = try written.split(separator: "\n").map { try #require(try JSONCodec.decode(Array($0.utf8)).objectValue) }
         #expect(lines.compactMap { $0["custom_id"]?.stringValue } == ["chat-1", "chat-2", "text-1"])
-        let served = try #require(try daemon.call("models")["models"]?.arrayValue?.first?["name"]?.stringValue)
+        let served = Methods.servedID(try #require(try daemon.call("models")["models"]?.arrayValue?.first?["name"]?.stringValue))
         for line in lines {
             #expect(line.keys.sorted() == ["custom_id", "error", "id", "response"])
             #expect(line["id"]?.stringValue?.hasPrefix("batch_req_") == true && line["error"] == .null)
