@@ -115,6 +115,10 @@ public enum JobInput {
         "top_p": .number(0...1, lowerExcluded: true, "a number > 0 and ≤ 1"),
     ]
 
+    /// `ask` params with no rule here: the daemon judges them when the job is submitted
+    /// (AskPreparer), line by line, with the same errors.
+    private static let daemonJudged: Set<String> = ["stop", "template", "adaptive"]
+
     /// Accumulates lines and remembers where each custom id was first seen, and the job's format
     /// with the line that set it.
     private struct Checker {
@@ -172,6 +176,10 @@ public enum JobInput {
                     request[key] = field
                     continue
                 }
+                if daemonJudged.contains(key) {
+                    request[key] = field
+                    continue
+                }
                 guard let rule = rules[key] else {
                     throw JobInputError(line: line, field: key, "unknown field '\(key)'")
                 }
@@ -202,7 +210,7 @@ public enum JobInput {
                     throw ask.lineError(error.message, field: error.field).at(line)
                 }
             }
-            // Parameters the rules do not know (stop, template, adaptive) are the daemon's to judge.
+            // Parameters without a rule here (daemonJudged) are the daemon's to judge.
             for (key, value) in ask.params.object where !value.isNull {
                 guard let rule = rules[key] else { continue }
                 let name = ask.field(forNative: key) ?? key

@@ -25,6 +25,12 @@ private func inputError(_ text: String, maxBytes: Int = JobInput.defaultMaxBytes
         #expect(lines[1].request == ["prompt": "p2"], "null counts as absent")
     }
 
+    @Test func stopTemplateAndAdaptiveGoOnToTheDaemon() throws {
+        let lines = try validate(#"{"custom_id":"a","prompt":"p","stop":["\n\n","END"],"template":false,"adaptive":false}"#)
+        #expect(lines[0].request == ["prompt": "p", "stop": ["\n\n", "END"], "template": false, "adaptive": false])
+        #expect(inputError(#"{"custom_id":"a","prompt":"p","stops":"x"}"#)?.field == "stops")
+    }
+
     @Test func blankLinesCRLFAndAByteOrderMarkAreAllowed() throws {
         let text = "\u{FEFF}{\"custom_id\":\"a\",\"prompt\":\"x\"}\r\n\r\n   \n{\"custom_id\":\"b\",\"prompt\":\"y\"}\r\n"
         #expect(try validate(text).map(\.customID) == ["a", "b"])
