@@ -34,6 +34,7 @@ test: deps models
 	swift build --build-tests $(SWIFT_FLAGS) -Xlinker -rpath -Xlinker $(LLAMA_PREFIX)/lib
 	swift test --skip-build --no-parallel $(SWIFT_FLAGS)
 	scripts/abuse.py --daemon "$(BIN)/lookaheadd"
+	"$$(scripts/pyclients.sh)" scripts/openai-check.py --daemon "$(BIN)/lookaheadd"
 	scripts/fuzz.sh 60
 
 # The protocol fuzzer alone, for longer: make fuzz FUZZ_SECONDS=600 (scripts/fuzz.sh; default 60 s).

@@ -11,6 +11,8 @@ LLAMA_BUILD_REV=p1
 SDIST_DIR="$CACHE_ROOT/sdist"
 SDIST="$SDIST_DIR/llama_cpp_python-$LLAMA_PY_VERSION.tar.gz"
 MODELS_DIR="$CACHE_ROOT/models"
+# The real Python clients the HTTP check talks through (scripts/pyclients.sh).
+PYCLIENT_PINS="openai==3.63.0 prometheus_client==0.26.0"
 
 # llama_prefix [cpu|cuda] → the install prefix for that flavour of the pinned llama.cpp.
 llama_prefix() { echo "$CACHE_ROOT/llama.cpp-$LLAMA_CPP_COMMIT-$LLAMA_BUILD_REV-${1:-cpu}"; }
