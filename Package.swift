@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(name: "CLlama", pkgConfig: "llama"),
@@ -32,7 +34,9 @@ let package = Package(
         // The model stack: C shims → Llama → Lookahead (the algorithm) → StepBatcher (the engine thread).
         .target(name: "Llama", dependencies: ["CLlama", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Lookahead", dependencies: ["Llama"]),
-        .target(name: "StepBatcher", dependencies: ["Lookahead", "Llama", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "StepBatcher", dependencies: [
+            "Lookahead", "Llama", .product(name: "Logging", package: "swift-log"), .product(name: "CoreMetrics", package: "swift-metrics"),
+        ]),
         .target(name: "DaemonConfig", dependencies: ["Lookahead", "StepBatcher", "LookaheadProtocol"]),
         .target(name: "LookaheadBench", dependencies: ["Lookahead", "StepBatcher", "LookaheadProtocol"]),
         .target(
@@ -42,6 +46,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -230,7 +230,12 @@ def run_checks(workdir, port, proc):
 
 
 # Families /metrics must expose (prometheus_client drops a counter's _total suffix from the name).
-METRICS = ["lookaheadd_requests", "lookaheadd_generated_tokens"]
+METRICS = ["lookaheadd_requests", "lookaheadd_generation_tokens", "lookaheadd_prompt_tokens",
+           "lookaheadd_spec_decode_num_drafts", "lookaheadd_spec_decode_num_draft_tokens",
+           "lookaheadd_spec_decode_num_accepted_tokens", "lookaheadd_lookahead_steps_verified",
+           "lookaheadd_lookahead_steps_accepted", "lookaheadd_e2e_request_latency_seconds",
+           "lookaheadd_time_to_first_token_seconds", "lookaheadd_num_requests_waiting", "lookaheadd_num_requests_running",
+           "lookaheadd_kv_cells", "lookaheadd_engine_threads", "lookaheadd_tokens_per_second"]
 
 
 def main():

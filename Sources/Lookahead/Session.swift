@@ -246,6 +246,7 @@ public final class LookaheadSession {
                 branch.step.cut()
             }
             if let source = branch.track.source {
+                stats.proposalRuns += proposals.isEmpty ? 0 : 1
                 stats.proposed[source.proposer, default: 0] += proposals.count
                 stats.acceptedProposals[source.proposer, default: 0] += accepted
                 proposer.record(source, proposed: proposals.count, accepted: accepted)

@@ -21,6 +21,8 @@ public struct SessionStats: Sendable, Equatable {
     public var verifySeconds = 0.0
     /// Verifier calls for this session's pairs, by the stage that decided them.
     public var verdicts: [StepVerdict: Int] = [:]
+    /// Token-level proposals made (runs of proposed tokens), the tokens in them, and those taken.
+    public var proposalRuns = 0
     public var proposed: [Proposer: Int] = [:]
     public var acceptedProposals: [Proposer: Int] = [:]
     public var wallSeconds = 0.0

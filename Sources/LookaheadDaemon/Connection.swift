@@ -260,7 +260,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             reply(request, service.models)
         case .metrics:
             try p.rejectUnknown(allowed: [])
-            reply(request, .object(["content_type": "text/plain; version=0.0.4", "text": .string(service.metrics())]))
+            reply(request, .object(["content_type": "text/plain; version=0.0.4", "text": .string(service.metricsText())]))
         case .version:
             try p.rejectUnknown(allowed: [])
             reply(request, service.version())

@@ -49,6 +49,9 @@ final class HTTPHandler: ChannelDuplexHandler {
     private var active: Active?
     private var readHeld = false
     private var clock: ConnectionClock
+    /// For `requests_total`: the route asked for (`other` for any path the daemon does not serve)
+    /// and the status it got.
+    private var answering = (route: "other", status: 0)
 
     init(slot: ServiceSlot, settings: HTTPSettings, unixSocket: Bool) {
         self.slot = slot
@@ -154,6 +157,7 @@ final class HTTPHandler: ChannelDuplexHandler {
     private func route(_ head: HTTPRequestHead, _ body: ByteBuffer) {
         let path = String(head.uri.prefix { $0 != "?" })
         let keepAlive = head.isKeepAlive
+        answering.route = Route(rawValue: path).map { "\(head.method) \($0.rawValue)" } ?? "other"
         guard let route = Route(rawValue: path) else {
             return respond(OpenAIError(status: 404, "no such endpoint: \(head.method) \(path)", type: "not_found_error", code: "not_found"),
                            keepAlive: keepAlive)
@@ -187,7 +191,7 @@ final class HTTPHandler: ChannelDuplexHandler {
         case .metrics:
             var headers = HTTPHeaders()
             headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
-            respond(status: .ok, bytes: Array(methods.metrics().utf8), headers: headers, keepAlive: keepAlive)
+            respond(status: .ok, bytes: Array(methods.metricsText().utf8), headers: headers, keepAlive: keepAlive)
         case .chat, .completion:
             complete(route == .chat ? .chat : .completion, body, keepAlive: keepAlive, methods: methods)
         }
@@ -370,12 +374,15 @@ final class HTTPHandler: ChannelDuplexHandler {
     }
 
     private func write(_ part: HTTPServerResponsePart) {
+        if case .head(let h) = part { answering.status = Int(h.status.code) }
         context?.writeAndFlush(wrapOutboundOut(part), promise: nil)
     }
 
     private func finishResponse(keepAlive: Bool) {
         guard let context else { return }
         busy = false
+        slot.current?.metrics.count(method: answering.route, outcome: String(answering.status))
+        answering = ("other", 0)
         clock.lastActivity = context.eventLoop.now
         let channel = context.channel
         let end = context.writeAndFlush(wrapOutboundOut(.end(nil)))

@@ -25,10 +25,12 @@ public final class Methods: Sendable {
     let models: JSONValue
     let started = monotonicSeconds()
     let backend: String
-    private let counters = Mutex<[RequestOutcome: Int]>([:])
+    let metrics: DaemonMetrics
 
+    /// `metrics`: the registry the batcher's `RequestMetrics` record into, so one scrape shows both.
     public init(config: DaemonConfiguration, models: JSONValue, batcher: Batcher, jobs: JobRunner, asks: AskPreparer,
-                connections: ConnectionGate? = nil) {
+                connections: ConnectionGate? = nil, metrics: DaemonMetrics = DaemonMetrics()) {
+        self.metrics = metrics
         self.config = config
         let target = models.objectValue?["models"]?.arrayValue?.first?.objectValue?["name"]?.stringValue
         modelID = Methods.servedID(target ?? "lookaheadd")
@@ -104,65 +106,11 @@ public final class Methods: Sendable {
     }
 
     /// Counts a request's end. Methods are counted by name only when the protocol defines them
-    /// (any other name is `other`): a client's string must not become a label, or one line per
-    /// name it invents.
+    /// (any other name is `other`): a client's string must not become a label.
     func count(method: String, outcome: String) {
-        let name = Method(rawValue: method)?.rawValue ?? "other"
-        counters.withLock { $0[RequestOutcome(method: name, outcome: outcome), default: 0] += 1 }
+        metrics.count(method: Method(rawValue: method)?.rawValue ?? "other", outcome: outcome)
     }
 
     /// Prometheus text exposition, format 0.0.4.
-    public func metrics() -> String {
-        let s = batcher.status, t = s.totals
-        var out = ""
-        func metric(_ name: String, _ type: String, _ help: String, _ samples: [(String, Double)]) {
-            out += "# HELP lookaheadd_\(name) \(help)\n# TYPE lookaheadd_\(name) \(type)\n"
-            for (labels, v) in samples {
-                let value = v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)
-                out += "lookaheadd_\(name)\(labels) \(value)\n"
-            }
-        }
-        metric("requests_total", "counter", "Requests finished, by method and outcome.",
-               counters.withLock { $0 }.sorted { $0.key < $1.key }.map {
-                   ("{method=\"\(prometheusLabel($0.key.method))\",outcome=\"\(prometheusLabel($0.key.outcome))\"}", Double($0.value))
-               })
-        metric("generated_tokens_total", "counter", "Tokens generated.", [("", Double(t.generatedTokens))])
-        metric("draft_steps_total", "counter", "Draft steps judged at the commit point, by verdict.",
-               [("{verdict=\"accepted\"}", Double(t.acceptedSteps)), ("{verdict=\"rejected\"}", Double(t.rejectedSteps))])
-        let judged = t.acceptedSteps + t.rejectedSteps
-        metric("step_acceptance_ratio", "gauge", "Accepted share of judged draft steps (alpha), since start.",
-               [("", judged == 0 ? 0 : Double(t.acceptedSteps) / Double(judged))])
-        metric("sessions", "gauge", "Sessions in the batcher, by state.",
-               [("{state=\"active\"}", Double(s.activeSessions)), ("{state=\"queued\"}", Double(s.queuedInteractive + s.queuedBatch))])
-        metric("target_passes_total", "counter", "Target passes, and those that carried more than one session.",
-               [("{shared=\"false\"}", Double(t.targetPasses - t.sharedTargetPasses)), ("{shared=\"true\"}", Double(t.sharedTargetPasses))])
-        metric("draft_passes_total", "counter", "Draft passes.", [("", Double(t.draftPasses))])
-        metric("engine_busy_seconds_total", "counter", "Seconds the engine thread spent in ticks.", [("", t.busySeconds)])
-        metric("kv_cells", "gauge", "KV cells reserved by admitted sessions, and the total.",
-               [("{state=\"reserved\"}", Double(s.kvCellsReserved)), ("{state=\"total\"}", Double(s.kvCellsTotal))])
-        metric("uptime_seconds", "gauge", "Seconds since start.", [("", monotonicSeconds() - started)])
-        return out
-    }
-}
-
-/// A label value as the text exposition format writes it: backslash, double quote and line feed
-/// escaped, so no value can end its label or its line.
-func prometheusLabel(_ value: String) -> String {
-    var out = ""
-    for c in value.unicodeScalars {
-        switch c {
-        case "\\": out += "\\\\"
-        case "\"": out += "\\\""
-        case "\n": out += "\\n"
-        default: out.unicodeScalars.append(c)
-        }
-    }
-    return out
-}
-
-/// A line of `requests_total`: a method and how it ended.
-struct RequestOutcome: Hashable, Comparable {
-    var method: String
-    var outcome: String
-    static func < (a: RequestOutcome, b: RequestOutcome) -> Bool { (a.method, a.outcome) < (b.method, b.outcome) }
+    public func metricsText() -> String { metrics.render(batcher.status, connections: connections.open) }
 }

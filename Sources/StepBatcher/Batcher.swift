@@ -67,6 +67,7 @@ public final class Batcher: Sendable {
     }
 
     public let capacity: Capacity
+    private let metrics: RequestMetrics?
     private let engine: EngineConfined
     private let inbox = Mutex(Inbox())
     private let shown: Mutex<BatcherStatus>
@@ -78,7 +79,9 @@ public final class Batcher: Sendable {
 
     /// `heartbeat` is called from the engine loop at least every `heartbeat.interval` seconds
     /// (systemd's watchdog).
-    public init(scheduler: Scheduler, heartbeat: Heartbeat = Heartbeat()) {
+    /// `metrics`: where each request's figures are recorded as it ends (none when nil).
+    public init(scheduler: Scheduler, heartbeat: Heartbeat = Heartbeat(), metrics: RequestMetrics? = nil) {
+        self.metrics = metrics
         engine = EngineConfined(scheduler)
         capacity = scheduler.capacity
         self.heartbeat = heartbeat
@@ -91,6 +94,7 @@ public final class Batcher: Sendable {
 
     public func submit(_ request: BatcherRequest) throws(BatcherError) -> Ticket {
         try capacity.check(promptTokens: request.prompt.count, config: request.config)
+        let request = metrics?.observe(request) ?? request
         let ticket = Ticket.next()
         let maxQueued = capacity.limits.maxQueued
         try inbox.withLock { (inbox) throws(BatcherError) in

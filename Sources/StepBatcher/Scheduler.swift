@@ -148,6 +148,7 @@ public struct Room: Sendable, Equatable {
 
 /// Running totals of a scheduler, for `status` and `metrics`.
 public struct SchedulerFigures: Sendable, Equatable {
+    public init() {}
     public var ticks = 0
     public var targetPasses = 0
     /// Target passes that carried tokens of more than one session: the packing at work.

@@ -98,7 +98,8 @@ struct LookaheadD: AsyncParsableCommand {
         // A long prefill still lets the watchdog hear the engine between chunks.
         engines.target.afterChunk = heartbeat.beat
         engines.draft?.afterChunk = heartbeat.beat
-        let batcher = Batcher(scheduler: engines.makeScheduler(limits: settings.limits), heartbeat: heartbeat)
+        let metrics = DaemonMetrics()
+        let batcher = Batcher(scheduler: engines.makeScheduler(limits: settings.limits), heartbeat: heartbeat, metrics: metrics.requests)
         let targetModel = engines.targetModel
         let asks = AskPreparer(defaults: settings.sessionDefaults(), maxTokensLimit: settings.maxTokensLimit,
                                maxPromptTokens: settings.maxPromptTokens,
@@ -110,7 +111,7 @@ struct LookaheadD: AsyncParsableCommand {
             batcher: batcher, asks: asks, model: Methods.servedID(Methods.modelName(targetModel)), config: settings,
             clock: try JobClock(environment: environment))
         let methods = Methods(config: settings, models: Methods.describe(engines), batcher: batcher, jobs: jobs, asks: asks,
-                              connections: gate)
+                              connections: gate, metrics: metrics)
 
         let listener: Listener
         let activated = try SocketActivation.listenFileDescriptors()

@@ -30,7 +30,7 @@ import TestSupport
                 return [.result(request, ["models": [["role": "target", "arch": "qwen2"], ["role": "draft", "arch": "qwen2"]],
                                           "verifier": "embedding"])]
             case "metrics":
-                return [.result(request, ["content_type": "text/plain; version=0.0.4", "text": "lookaheadd_generated_tokens_total 20133\n"])]
+                return [.result(request, ["content_type": "text/plain; version=0.0.4", "text": "lookaheadd_generation_tokens_total 20133\n"])]
             case "version":
                 return [.result(request, ["version": "0.1.0", "protocol": 1, "llama_cpp": "0c1e57098", "backend": "cpu"])]
             default:
@@ -135,7 +135,7 @@ import TestSupport
         let models = try lookaheadctl(["models", "--socket", daemon.path])
         #expect(models.stdout == "models:\n  - role: target\n    arch: qwen2\n  - role: draft\n    arch: qwen2\nverifier: embedding\n")
         let metrics = try lookaheadctl(["metrics", "--socket", daemon.path])
-        #expect(metrics.stdout == "lookaheadd_generated_tokens_total 20133\n")
+        #expect(metrics.stdout == "lookaheadd_generation_tokens_total 20133\n")
         let json = try lookaheadctl(["version", "--json", "--socket", daemon.path])
         #expect(try JSONCodec.decode(Array(json.stdout.utf8)) == ["version": "0.1.0", "protocol": 1, "llama_cpp": "0c1e57098", "backend": "cpu"])
     }

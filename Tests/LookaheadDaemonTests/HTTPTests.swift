@@ -284,7 +284,19 @@ struct HTTPTests {
         _ = try served.chat()
         let reply = try http(served.socket, "GET", "/metrics")
         #expect(reply.status == 200 && reply.headers["content-type"]?.hasPrefix("text/plain; version=0.0.4") == true)
-        #expect(String(decoding: reply.body, as: UTF8.self).contains("lookaheadd_generated_tokens_total"))
+        let text = String(decoding: reply.body, as: UTF8.self)
+        let samples = Dictionary(text.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line -> (String, Double)? in
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { return nil }
+            return (String(line[..<space]), value)
+        }, uniquingKeysWith: { a, _ in a })
+        #expect(samples["lookaheadd_e2e_request_latency_seconds_count"] == 1)
+        #expect(samples["lookaheadd_time_to_first_token_seconds_count"] == 1)
+        #expect(samples["lookaheadd_generation_tokens_total"] ?? 0 > 0)
+        #expect(samples["lookaheadd_prompt_tokens_total"] == Double(ScriptedDaemon.prompt.split(separator: " ").count))
+        #expect(samples[#"lookaheadd_sessions_ended_total{outcome="finished"}"#] == 1)
+        #expect(samples["lookaheadd_num_requests_running"] == 0)
+        #expect(samples[#"lookaheadd_kv_cells{state="total"}"#] == 4096)
+        #expect(samples[#"lookaheadd_requests_total{method="POST /v1/chat/completions",outcome="200"}"#] == 1)
     }
 }
 
