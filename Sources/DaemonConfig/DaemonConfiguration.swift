@@ -133,7 +133,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     }
 
     /// Paths resolved against the model directory; the context gets enough sequence ids for
-    /// `maxSessions` sessions at the default depth and width (llama.cpp allows at most 256).
+    /// `maxSessions` sessions at the default depth and width, as many as llama.cpp allows.
     public func engineConfig() -> EngineConfig {
         let directory = resolvedModelDirectory
         var config = EngineConfig(modelDirectory: directory)
@@ -147,7 +147,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         config.contextLength = contextLength
         config.batchSize = batchSize
         config.batchInvariant = batchInvariant
-        config.sequences = min(256, maxSessions * (1 + defaultGamma * defaultWidth))
+        config.sequences = min(config.maxSequences, maxSessions * (1 + defaultGamma * defaultWidth))
         return config
     }
 

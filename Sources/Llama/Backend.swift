@@ -15,6 +15,7 @@ public enum LlamaError: Error, CustomStringConvertible, Equatable {
     case tooManySequences(seq: Int32, max: Int)
     case decodeFailed(code: Int32, tokens: Int)
     case noKVSlot(tokens: Int)
+    case kvCompactionFailed(bytes: Int)
     case noLogits(index: Int)
     case tokenizeFailed(String)
     case chatTemplate(String)
@@ -31,6 +32,7 @@ public enum LlamaError: Error, CustomStringConvertible, Equatable {
         case .tooManySequences(let s, let m): return "sequence id \(s) is outside the context's \(m) sequences"
         case .decodeFailed(let c, let n): return "llama_decode failed with code \(c) on a batch of \(n) tokens"
         case .noKVSlot(let n): return "no free KV cells for a batch of \(n) tokens (context full)"
+        case .kvCompactionFailed(let n): return "freeing the KV cache's parked cells failed (saving and restoring \(n) bytes)"
         case .noLogits(let i): return "no logits for batch index \(i) (was its logits flag set?)"
         case .tokenizeFailed(let m): return "tokenize failed: \(m)"
         case .chatTemplate(let m): return "chat template: \(m)"

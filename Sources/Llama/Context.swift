@@ -26,7 +26,13 @@ public struct ContextParams: Sendable {
     /// ggml-cpu's reference paths (our build's switch, scripts/deps.sh): the same arithmetic for a
     /// row whatever else shares its pass — flash attention never takes its split-KV (1-token,
     /// ≥ 512 cells) or tiled (≥ 64 tokens) path. Costs the fused kernels: 10 % of decode here.
+    /// It also keeps every sequence's cells in position order (`Context.removeRange`), which takes
+    /// one more sequence id.
     public var batchInvariant: Bool = true
+
+    /// Removed cells are parked (`Context.removeRange`). Not in embedding contexts: they clear the
+    /// whole cache for every call.
+    var parksRemovedCells: Bool { batchInvariant && !embeddings }
 
     public init(contextLength: Int = 4096, batchSize: Int = 512, sequences: Int = 1, threads: Int = 2,
                 embeddings: Bool = false, flashAttention: Bool = true, batchInvariant: Bool = true, kvF32: Bool? = nil) {
@@ -49,22 +55,34 @@ public final class Context {
     public let params: ContextParams
     /// Nil for encoder-only models (BERT-style embedders keep no KV cache).
     private let memory: llama_memory_t?
+    /// The sequence that holds removed cells in batch-invariant mode (the id after the caller's).
+    /// Flash attention's CPU kernel sums a query's cells in cell order, and llama.cpp hands a
+    /// decode the first free cells from the lowest freed one up: a hole left by a removal is
+    /// refilled by whichever sequence decodes next, below that sequence's own latest cells, and its
+    /// attention then sums in another order than plain decoding's (flipped greedy tokens where
+    /// the target barely preferred one). Parked cells are never free, so free cells only ever lie
+    /// above every used one and each decode's cells land above all earlier ones, in batch order.
+    private let parking: llama_seq_id?
+    /// Whether cells were parked since the last `compact`.
+    private var parked = false
 
-    /// llama.cpp caps sequence ids at LLAMA_MAX_SEQ.
-    public static let maxSequences = 256
+    /// llama.cpp caps sequence ids at LLAMA_MAX_SEQ; a batch-invariant context keeps one for
+    /// parked cells.
+    public static func maxSequences(batchInvariant: Bool) -> Int { batchInvariant ? 255 : 256 }
 
     public init(model: Model, params: ContextParams) throws {
         if params.contextLength > model.trainedContext {
             throw LlamaError.contextTooLarge(requested: params.contextLength, trained: model.trainedContext)
         }
-        guard (1...Context.maxSequences).contains(params.sequences) else {
-            throw LlamaError.contextCreationFailed("sequences must be 1...\(Context.maxSequences), got \(params.sequences)")
+        let maxSequences = Context.maxSequences(batchInvariant: params.parksRemovedCells)
+        guard (1...maxSequences).contains(params.sequences) else {
+            throw LlamaError.contextCreationFailed("sequences must be 1...\(maxSequences), got \(params.sequences)")
         }
         var p = llama_context_default_params()
         p.n_ctx = UInt32(params.contextLength)
         p.n_batch = UInt32(params.batchSize)
         p.n_ubatch = UInt32(params.batchSize)
-        p.n_seq_max = UInt32(params.sequences)
+        p.n_seq_max = UInt32(params.sequences + (params.parksRemovedCells ? 1 : 0))
         p.n_threads = Int32(params.threads)
         p.n_threads_batch = Int32(params.threads)
         // One cell pool for all sequences: seq_cp then shares cells instead of copying whole streams,
@@ -85,6 +103,7 @@ public final class Context {
         }
         pointer = ctx
         memory = llama_get_memory(ctx)
+        parking = params.parksRemovedCells && memory != nil ? llama_seq_id(params.sequences) : nil
         self.model = model
         self.params = params
     }
@@ -96,11 +115,33 @@ public final class Context {
     public func setThreads(_ n: Int) { llama_set_n_threads(pointer, Int32(n), Int32(n)) }
 
     /// Runs the batch. On failure the KV cache is as it was before the call (llama.cpp restores it),
-    /// so the caller can shrink the batch or drop a session and carry on.
+    /// so the caller can shrink the batch or drop a session and carry on. When parked cells fill
+    /// the pool, they are freed (`compact`) and the batch tried again; llama.cpp logs a warning
+    /// for the first try.
     public func decode(_ batch: Batch) throws {
-        let rc = llama_decode(pointer, batch.raw)
+        var rc = llama_decode(pointer, batch.raw)
+        if rc == 1, parked {
+            try compact()
+            rc = llama_decode(pointer, batch.raw)
+        }
         if rc == 1 { throw LlamaError.noKVSlot(tokens: batch.count) }
         if rc != 0 { throw LlamaError.decodeFailed(code: rc, tokens: batch.count) }
+    }
+
+    /// Frees the parked cells and packs the others at the bottom of the pool, their order kept:
+    /// llama.cpp saves the whole cache cell by cell in cell order, skipping free cells, and
+    /// restores it into cells 0, 1, … with the data copied byte for byte.
+    private func compact() throws {
+        guard let memory, let parking else { return }
+        llama_memory_seq_rm(memory, parking, -1, -1)
+        parked = false
+        let size = llama_state_seq_get_size(pointer, -1)
+        let state = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            count = llama_state_seq_get_data(pointer, buffer.baseAddress, size, -1)
+        }
+        guard state.count == size, llama_state_seq_set_data(pointer, state, size, -1) == size else {
+            throw LlamaError.kvCompactionFailed(bytes: size)
+        }
     }
 
     /// The logits row of batch index `i` of the last decode; valid until the next decode.
@@ -119,16 +160,16 @@ public final class Context {
     }
 
     /// Removes `sequence`'s cells at positions ≥ `from` (and < `to` when given). Returns false
-    /// when llama.cpp cannot remove a partial range (recurrent models).
+    /// when llama.cpp cannot remove a partial range (recurrent models). In batch-invariant mode
+    /// the cells stay taken, by the parking sequence, until `compact`.
     @discardableResult
     public func removeRange(_ sequence: Int32, from: Int32 = 0, to: Int32? = nil) -> Bool {
         guard let memory else { return true }
+        if let parking {
+            llama_memory_seq_cp(memory, sequence, parking, from, to ?? -1)
+            parked = true
+        }
         return llama_memory_seq_rm(memory, sequence, from, to ?? -1)
-    }
-
-    /// Drops every sequence but `sequence`.
-    public func keepOnly(_ sequence: Int32) {
-        if let memory { llama_memory_seq_keep(memory, sequence) }
     }
 
     /// Positions held for `sequence`, nil when it holds none.
@@ -140,6 +181,7 @@ public final class Context {
 
     public func clear() {
         if let memory { llama_memory_clear(memory, true) }
+        parked = false
     }
 
     // MARK: Embeddings

@@ -17,7 +17,7 @@ public struct EngineConfig: Sendable, Equatable {
     public var gpuLayers: Int32 = 0
     public var contextLength = 8192
     public var batchSize = 512
-    /// Sequence ids per context: sessions × (1 + γ·W) must fit (llama.cpp allows at most 256).
+    /// Sequence ids per context: sessions × (1 + γ·W) must fit (at most `maxSequences`).
     public var sequences = 32
     /// Every row gets the same arithmetic whatever else shares its pass (no weight repacking,
     /// ggml's reference paths): greedy answers do not depend on load, and speculation with the
@@ -25,6 +25,9 @@ public struct EngineConfig: Sendable, Equatable {
     /// SGLang): repacked weights and fused kernels, faster decoding (docs/benchmarks.md), and
     /// answers that can split from `ar` where the target's own choice is a near-tie.
     public var batchInvariant = false
+
+    /// llama.cpp allows 256 sequence ids; batch invariance keeps one of them (`Context`).
+    public var maxSequences: Int { Context.maxSequences(batchInvariant: batchInvariant) }
 
     /// `LOOKAHEAD_MODELS`, else systemd's `CACHE_DIRECTORY` (the service's CacheDirectory=), else
     /// the per-user cache that `make models` fills.

@@ -37,6 +37,9 @@ struct Bench: ParsableCommand {
     @Flag(name: .customLong("batch-invariant"),
           help: "No weight repacking, ggml's reference paths (config batch_invariant = true): answers independent of what shares a pass, ≈ 20 % slower.")
     var batchInvariant = false
+    @Flag(name: .customLong("check-lossless"),
+          help: "Compare every mode's tokens with ar's on each problem and fail on any difference (needs --batch-invariant, --verifier exact and ar among the modes).")
+    var checkLossless = false
     @Option(help: "Engine threads.") var threads: Int = EngineConfig().threads
     @Option(name: .customLong("gpu-layers"), help: "Layers offloaded to the GPU (a CUDA build of llama.cpp; 0 = CPU only).")
     var gpuLayers: Int32 = 0
@@ -54,8 +57,14 @@ struct Bench: ParsableCommand {
         guard offset >= 0 else { throw ValidationError("--offset must not be negative") }
         guard threads > 0 else { throw ValidationError("--threads must be positive") }
         guard gpuLayers >= 0 else { throw ValidationError("--gpu-layers must not be negative") }
-        _ = try sessionConfigs()
-        _ = try verifierSpec()
+        let configs = try sessionConfigs()
+        let spec = try verifierSpec()
+        if checkLossless {
+            // Elsewhere the modes may split from ar by design: the kernels, or the verifier accepting other text.
+            guard batchInvariant, spec == .exact, configs.contains(where: { $0.mode == .ar }) else {
+                throw ValidationError("--check-lossless needs --batch-invariant, --verifier exact and ar among --modes")
+            }
+        }
     }
 
     private func verifierSpec() throws -> VerifierSpec {
@@ -90,6 +99,7 @@ struct Bench: ParsableCommand {
         }
 
         var records: [RunRecord] = []
+        var lossless = LosslessCheck()
         let total = problems.count * configs.count
         for (i, problem) in problems.enumerated() {
             for k in configs.indices {
@@ -98,6 +108,7 @@ struct Bench: ParsableCommand {
                 let record = RunRecord(problem: problem, mode: config.mode, text: generation.text,
                                        finishReason: generation.finishReason.rawValue, stats: generation.stats)
                 records.append(record)
+                lossless.record(problem: problem.line, mode: config.mode, tokens: generation.tokens)
                 FileHandle.standardError.write("[\(records.count)/\(total)] \(record.progressLine)\n")
             }
         }
@@ -106,6 +117,10 @@ struct Bench: ParsableCommand {
         FileHandle.standardOutput.write(report.table())
         if let jsonPath { try write("\(report.json())\n", to: jsonPath) }
         if let svgPath { try write(report.chart().svg(), to: svgPath) }
+        if checkLossless {
+            FileHandle.standardOutput.write(lossless.report)
+            if !lossless.splits.isEmpty { throw ExitCode.failure }
+        }
     }
 
     private func sessionConfigs() throws -> [SessionConfig] {

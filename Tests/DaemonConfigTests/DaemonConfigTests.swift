@@ -379,6 +379,8 @@ private func defaults(_ change: (inout DaemonConfiguration) -> Void) -> DaemonCo
     @Test func sequencesAreCappedAtLlamasLimit() throws {
         #expect(DaemonConfiguration().engineConfig().sequences == 20)
         #expect(try parse("max_sessions = 60").engineConfig().sequences == 256)
+        // Batch invariance parks removed cells under one more id.
+        #expect(try parse("max_sessions = 60\nbatch_invariant = true").engineConfig().sequences == 255)
     }
 
     @Test func sessionDefaults() throws {

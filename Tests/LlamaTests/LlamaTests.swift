@@ -127,6 +127,72 @@ struct LlamaTests {
         #expect(continued == reference)
     }
 
+    /// Logits of the last of `tokens` decoded as one batch in a fresh context: what plain decoding
+    /// gives, bit for bit, in batch-invariant mode (`chunkedPrefillMatchesSingleTokenDecode`).
+    func logitsAlone(_ model: Model, _ tokens: [Token]) throws -> [Float] {
+        let ctx = try Context(model: model, params: ContextParams(contextLength: 512, batchSize: 256, sequences: 1, threads: Models.threads))
+        let batch = Batch(capacity: 256)
+        for (i, t) in tokens.enumerated() { try batch.add(t, position: Int32(i), sequence: 0, logits: i == tokens.count - 1) }
+        try ctx.decode(batch)
+        return Array(try ctx.logits(at: tokens.count - 1))
+    }
+
+    /// A branch decoded and dropped between a sequence's tokens leaves free cells below that
+    /// sequence's latest ones. Were they refilled by its next tokens, attention would sum its cells
+    /// out of position order (flash attention goes in cell order) and the logits would move.
+    @Test func aDroppedBranchLeavesTheSequenceBitExact() throws {
+        let model = try Models.draft
+        let p = try model.vocab.tokenize(prompt, addSpecial: true)
+        let continuation = try model.vocab.tokenize(" He buys 5 more, so 3 + 5 = 8 apples in all.")
+        let ctx = try Context(model: model, params: ContextParams(contextLength: 512, batchSize: 256, sequences: 2, threads: Models.threads))
+        let batch = Batch(capacity: 256)
+        func feed(_ tokens: ArraySlice<Token>, from position: Int, sequence: Int32) throws {
+            batch.clear()
+            for (k, t) in tokens.enumerated() {
+                try batch.add(t, position: Int32(position + k), sequence: sequence, logits: k == tokens.count - 1)
+            }
+            try ctx.decode(batch)
+        }
+        try feed(p[...], from: 0, sequence: 0)
+        ctx.copySequence(0, to: 1)
+        try feed(try model.vocab.tokenize(" Let me think about bananas")[...], from: p.count, sequence: 1)
+        try feed(continuation[..<4], from: p.count, sequence: 0)
+        ctx.removeRange(1)
+        for k in 4..<continuation.count { try feed(continuation[k...k], from: p.count + k, sequence: 0) }
+        #expect(Array(try ctx.logits(at: 0)) == (try logitsAlone(model, p + continuation)))
+    }
+
+    /// Removed cells are parked, not freed, until the pool runs out: then they are freed and the
+    /// rest packed, in order, and decoding goes on bit-exact.
+    @Test func parkedCellsAreFreedWhenThePoolFills() throws {
+        let model = try Models.draft
+        let p = try model.vocab.tokenize(prompt, addSpecial: true)
+        let continuation = try model.vocab.tokenize(" He buys 5 more, so 3 + 5 = 8 apples in all.")
+        let branch = try model.vocab.tokenize(" Let me think about bananas and oranges and pears and plums.")
+        let ctx = try Context(model: model, params: ContextParams(contextLength: 256, batchSize: 256, sequences: 2, threads: Models.threads))
+        let batch = Batch(capacity: 256)
+        for (i, t) in p.enumerated() { try batch.add(t, position: Int32(i), sequence: 0, logits: false) }
+        try ctx.decode(batch)
+        var allocated = p.count
+        // Each pass: the sequence's next token and a branch, dropped after it. The token comes after
+        // the branch's in one pass and before them in the next, where the lowest free cell (were
+        // the branch's freed) would be below the sequence's latest.
+        var row = 0
+        for (k, t) in continuation.enumerated() {
+            ctx.copySequence(0, to: 1)
+            batch.clear()
+            if k % 2 == 1 { row = try batch.add(t, position: Int32(p.count + k), sequence: 0, logits: true) }
+            for (j, b) in branch.enumerated() { try batch.add(b, position: Int32(p.count + k + j), sequence: 1, logits: false) }
+            if k % 2 == 0 { row = try batch.add(t, position: Int32(p.count + k), sequence: 0, logits: true) }
+            try ctx.decode(batch)
+            ctx.removeRange(1)
+            allocated += branch.count + 1
+        }
+        #expect(allocated > ctx.contextLength, "the test must run the pool out of free cells")
+        #expect(ctx.positions(of: 0) == 0...Int32(p.count + continuation.count - 1))
+        #expect(Array(try ctx.logits(at: row)) == (try logitsAlone(model, p + continuation)))
+    }
+
     @Test func sharedPrefixTokenServesTwoSequences() throws {
         let model = try Models.draft
         let p = try model.vocab.tokenize(prompt, addSpecial: true)

@@ -181,3 +181,27 @@ struct ChartTests {
     }
     #endif
 }
+
+@Suite("Bench lossless check")
+struct LosslessCheckTests {
+    @Test func splitsAreFoundWhateverTheRunOrder() {
+        var check = LosslessCheck()
+        check.record(problem: 3, mode: .lookahead, tokens: [1, 2, 9, 4])
+        check.record(problem: 3, mode: .ar, tokens: [1, 2, 3, 4])
+        check.record(problem: 3, mode: .sd, tokens: [1, 2, 3, 4])
+        check.record(problem: 5, mode: .ar, tokens: [7, 8])
+        check.record(problem: 5, mode: .lookaheadSD, tokens: [7, 8, 9])
+        check.record(problem: 6, mode: .sd, tokens: [1])  // no ar run: nothing to compare with
+        #expect(check.compared == 3)
+        #expect(check.splits == [LosslessCheck.Split(problem: 3, mode: .lookahead, token: 2),
+                                 LosslessCheck.Split(problem: 5, mode: .lookaheadSD, token: 2)])
+        #expect(check.report.hasPrefix("lossless: 1/3 runs token-identical to ar\n"))
+    }
+
+    @Test func identicalRunsPass() {
+        var check = LosslessCheck()
+        for mode in Mode.allCases { check.record(problem: 1, mode: mode, tokens: [4, 5, 6]) }
+        #expect(check.compared == Mode.allCases.count - 1)
+        #expect(check.splits.isEmpty)
+    }
+}

@@ -22,16 +22,6 @@ enum RealModels {
     nonisolated(unsafe) private static let loadedExact = Result { try engines(verifier: "exact") }
     nonisolated(unsafe) private static let loadedEmbedding = Result { try engines(verifier: "embedding") }
 
-    /// How much the target prefers `chosen` over `other` after `prefix`, decoded alone.
-    static func margin(_ model: Model, prefix: some Collection<Token>, chosen: Token, over other: Token) throws -> Float {
-        let ctx = try Context(model: model, params: ContextParams(contextLength: 2048, batchSize: 2048, sequences: 1, threads: threads))
-        let batch = Batch(capacity: 2048)
-        for (i, t) in prefix.enumerated() { try batch.add(t, position: Int32(i), sequence: 0, logits: i == prefix.count - 1) }
-        try ctx.decode(batch)
-        let row = try ctx.logits(at: prefix.count - 1)
-        return row[Int(chosen)] - row[Int(other)]
-    }
-
     static func engines(verifier: String, target: String = "target", loadDraft: Bool = true) throws -> Engines {
         var c = EngineConfig(modelDirectory: directory)
         c.targetPath = try path(target)
@@ -57,42 +47,29 @@ struct RealModelTests {
         return c
     }
 
-    /// The lossless invariant: exact verifier (byte equality) + greedy gives the target's own tokens
-    /// in every mode; `sd` bit for bit.
-    /// Row arithmetic does not depend on the batch (see LlamaTests), but attention sums over a
-    /// sequence's KV cells in cache order, and branching scatters a sequence's cells through the
-    /// shared cache (llama.cpp refills freed cells first). Measured here: the same 30 tokens decoded
-    /// with cells out of position order moved the target's logits by up to 0.57 (the 8-bit
-    /// quantisation of activations amplifies the reordered float sums). So the test demands
-    /// identical tokens, or identical tokens up to a point where `ar` itself preferred its token by
-    /// less than that noise (`tie`); the algorithm's exactness is checked bit for bit by the
-    /// scripted-engine tests.
+    /// The lossless invariant: greedy, the exact verifier (byte equality) and batch-invariant
+    /// kernels give the target's own tokens in every mode, every token. A row's arithmetic does not
+    /// depend on its pass (LlamaTests), and every sequence's KV cells stay in position order however
+    /// branches come and go (`Context.removeRange`), so attention sums as plain decoding does.
+    /// While freed cells were refilled out of order, `lookahead` left `ar` at token 56 of problem 1
+    /// and `lookahead+sd` at token 25 of problem 2; the 20-problem check is `bench --check-lossless`.
     @Test func everyModeMatchesTargetOnlyOnGSM8K() throws {
-        let problems = try GSM8K.problems(5)
         let engines = try RealModels.exact
-        let tie: Float = 0.6
-        var accepted = 0, identical = 0, runs = 0
-        for problem in problems {
+        var accepted = 0
+        for (index, maxTokens) in [(0, 64), (1, 32)] {
+            let problem = try GSM8K.problem(index)
             let prompt = try engines.promptTokens(.text(GSM8K.prompt(problem)))
-            let ar = try engines.generate(prompt: prompt, config: config(.ar, maxTokens: 80))
+            let ar = try engines.generate(prompt: prompt, config: config(.ar, maxTokens: maxTokens))
             for (mode, adaptive) in [(Mode.sd, false), (.lookahead, false), (.lookaheadSD, false), (.lookaheadSD, true)] {
-                let g = try engines.generate(prompt: prompt, config: config(mode, maxTokens: 80, adaptive: adaptive))
+                let g = try engines.generate(prompt: prompt, config: config(mode, maxTokens: maxTokens, adaptive: adaptive))
                 accepted += g.stats.acceptedDraftSteps
-                runs += 1
-                guard g.tokens != ar.tokens else { identical += 1; continue }
-                // Token-level speculation keeps one sequence whose rejected tail is freed from the top:
-                // its cells stay in position order, so nothing excuses a difference.
-                #expect(mode != .sd, "sd wrote other tokens than ar on: \(problem.question.prefix(60))")
-                let i = zip(g.tokens, ar.tokens).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(g.tokens.count, ar.tokens.count)
-                try #require(i < min(g.tokens.count, ar.tokens.count), "\(mode.rawValue) stopped early without diverging")
-                let gap = try RealModels.margin(engines.targetModel, prefix: prompt + ar.tokens[..<i],
-                                                chosen: ar.tokens[i], over: g.tokens[i])
-                print("\(mode.rawValue) left ar at token \(i) where ar's margin was \(gap)")
-                #expect(gap < tie, "\(mode.rawValue) diverged from ar at token \(i) (margin \(gap)) on: \(problem.question.prefix(60))")
+                let split = zip(g.tokens, ar.tokens).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+                #expect(g.tokens == ar.tokens, """
+                    \(mode.rawValue)\(adaptive ? " (adaptive)" : "") wrote other tokens than ar on problem \(index + 1), \
+                    from token \(split ?? min(g.tokens.count, ar.tokens.count))
+                    """)
             }
         }
-        print("lossless check: \(identical)/\(runs) runs token-identical to ar, the rest split at near-ties")
-        #expect(identical * 2 > runs, "most runs must be token-identical")
         #expect(accepted > 0, "no draft step was ever accepted")
     }
 
