@@ -64,5 +64,5 @@ struct ConnectionClock {
         return lastActivity + Self.amount(limits.idleTimeoutSeconds)
     }
 
-    private static func amount(_ seconds: Double) -> TimeAmount { .nanoseconds(Int64(seconds * 1e9)) }
+    static func amount(_ seconds: Double) -> TimeAmount { .nanoseconds(Int64(seconds * 1e9)) }
 }

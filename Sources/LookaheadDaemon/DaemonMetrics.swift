@@ -1,6 +1,4 @@
 import CoreMetrics
-import Lookahead
-import LookaheadProtocol
 import Prometheus
 import StepBatcher
 import Synchronization
@@ -15,7 +13,6 @@ public final class DaemonMetrics: Sendable {
     private let factory: PrometheusMetricsFactory
     /// The engine totals already added to their counters: a scrape adds what has grown since.
     private let counted = Mutex(SchedulerFigures())
-    private let started = monotonicSeconds()
 
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -38,7 +35,7 @@ public final class DaemonMetrics: Sendable {
     }
 
     /// The Prometheus text exposition (format 0.0.4), with the gauges and engine totals read now.
-    func render(_ s: BatcherStatus, connections: Int) -> String {
+    func render(_ s: BatcherStatus, connections: Int, uptime: Double) -> String {
         func gauge(_ name: String, _ value: Double, _ labels: [(String, String)] = []) {
             Gauge(label: "lookaheadd_" + name, dimensions: labels, factory: factory).record(value)
         }
@@ -50,9 +47,9 @@ public final class DaemonMetrics: Sendable {
         gauge("sequences", Double(s.targetSequencesUsed), [("state", "used")])
         gauge("sequences", Double(s.targetSequencesTotal), [("state", "total")])
         gauge("engine_threads", Double(s.engineThreads))
-        gauge("tokens_per_second", t.busySeconds > 0 ? Double(t.generatedTokens) / t.busySeconds : 0)
+        gauge("tokens_per_second", t.tokensPerBusySecond)
         gauge("connections", Double(connections))
-        gauge("uptime_seconds", monotonicSeconds() - started)
+        gauge("uptime_seconds", uptime)
         counted.withLock { last in
             func add(_ name: String, _ now: Int, _ before: Int, _ labels: [(String, String)] = []) {
                 Counter(label: "lookaheadd_" + name, dimensions: labels, factory: factory).increment(by: now - before)

@@ -82,7 +82,7 @@ final class HTTPHandler: ChannelDuplexHandler {
             refusal = OpenAIError(status: 503, refused.message, type: "server_error", code: "busy")
             guard let context else { return }
             let channel = context.channel
-            context.eventLoop.scheduleTask(in: .nanoseconds(Int64(settings.limits.frameTimeoutSeconds * 1e9))) {
+            context.eventLoop.scheduleTask(in: ConnectionClock.amount(settings.limits.frameTimeoutSeconds)) {
                 channel.close(promise: nil)
             }
             return
@@ -157,8 +157,9 @@ final class HTTPHandler: ChannelDuplexHandler {
     private func route(_ head: HTTPRequestHead, _ body: ByteBuffer) {
         let path = String(head.uri.prefix { $0 != "?" })
         let keepAlive = head.isKeepAlive
-        answering.route = Route(rawValue: path).map { "\(head.method) \($0.rawValue)" } ?? "other"
-        guard let route = Route(rawValue: path) else {
+        let route = Route(rawValue: path)
+        answering.route = route.map { "\(head.method) \($0.rawValue)" } ?? "other"
+        guard let route else {
             return respond(OpenAIError(status: 404, "no such endpoint: \(head.method) \(path)", type: "not_found_error", code: "not_found"),
                            keepAlive: keepAlive)
         }
@@ -231,9 +232,7 @@ final class HTTPHandler: ChannelDuplexHandler {
         settings.offload.run(on: loop, work).whenComplete { result in
             switch result {
             case .success(let prepared): me.value.start(prepared, keepAlive: keepAlive, methods: methods)
-            case .failure:
-                me.value.respond(OpenAIError(status: 503, "the daemon is shutting down", type: "server_error", code: "unavailable"),
-                                 keepAlive: false)
+            case .failure: me.value.respond(Self.openAIError(.shuttingDown), keepAlive: false)
             }
         }
     }
@@ -296,9 +295,7 @@ final class HTTPHandler: ChannelDuplexHandler {
             return
         case .step(let text, _, _):
             guard a.request.stream else { return }
-            let delta = a.request.endpoint == .chat ? a.splitter.feed(text) : ReasoningSplitter.Delta(content: text)
-            a.held.reasoning += delta.reasoning
-            a.held.content += delta.content
+            a.held.append(a.request.endpoint == .chat ? a.splitter.feed(text) : ReasoningSplitter.Delta(content: text))
             active = a
             if context?.channel.isWritable == true { flushHeld() }
         case .finished(let generation):
@@ -309,9 +306,7 @@ final class HTTPHandler: ChannelDuplexHandler {
                 return respond(status: .ok, json: a.responder.body(result, promptTokens: promptTokens), keepAlive: a.keepAlive)
             }
             if a.request.endpoint == .chat {
-                let rest = a.splitter.finish()
-                a.held.reasoning += rest.reasoning
-                a.held.content += rest.content
+                a.held.append(a.splitter.finish())
                 active = a
             }
             flushHeld()
@@ -393,7 +388,7 @@ final class HTTPHandler: ChannelDuplexHandler {
             // and dropped, so the close does not reset the connection before the client has read
             // why. It closes fully when the client does, or a frame timeout later.
             closing = true
-            let linger = TimeAmount.nanoseconds(Int64(settings.limits.frameTimeoutSeconds * 1e9))
+            let linger = ConnectionClock.amount(settings.limits.frameTimeoutSeconds)
             end.whenComplete { _ in
                 channel.close(mode: .output, promise: nil)
                 channel.eventLoop.scheduleTask(in: linger) { channel.close(promise: nil) }

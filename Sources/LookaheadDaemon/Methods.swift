@@ -27,13 +27,13 @@ public final class Methods: Sendable {
     let backend: String
     let metrics: DaemonMetrics
 
-    /// `metrics`: the registry the batcher's `RequestMetrics` record into, so one scrape shows both.
-    public init(config: DaemonConfiguration, models: JSONValue, batcher: Batcher, jobs: JobRunner, asks: AskPreparer,
-                connections: ConnectionGate? = nil, metrics: DaemonMetrics = DaemonMetrics()) {
+    /// `modelID`: `servedID(modelName(target))`. `metrics`: the registry the batcher's
+    /// `RequestMetrics` record into, so one scrape shows both.
+    public init(config: DaemonConfiguration, models: JSONValue, modelID: String = "lookaheadd", batcher: Batcher, jobs: JobRunner,
+                asks: AskPreparer, connections: ConnectionGate? = nil, metrics: DaemonMetrics = DaemonMetrics()) {
         self.metrics = metrics
         self.config = config
-        let target = models.objectValue?["models"]?.arrayValue?.first?.objectValue?["name"]?.stringValue
-        modelID = Methods.servedID(target ?? "lookaheadd")
+        self.modelID = modelID
         self.models = models
         self.batcher = batcher
         self.jobs = jobs
@@ -74,7 +74,6 @@ public final class Methods: Sendable {
 
     public func status() -> JSONValue {
         let s = batcher.status, t = s.totals
-        let tps = t.busySeconds > 0 ? Double(t.generatedTokens) / t.busySeconds : 0
         let batch = jobs.statusFields()
         return .object([
             "state": .string(s.stopping ? "stopping" : "ready"),
@@ -93,7 +92,7 @@ public final class Methods: Sendable {
             "requests": .object(["finished": JSONValue(t.finished), "cancelled": JSONValue(t.cancelled),
                                  "failed": JSONValue(t.failed)]),
             "connections": .object(["open": JSONValue(connections.open), "max": JSONValue(config.maxConnections)]),
-            "tokens_per_second": .double(tps),
+            "tokens_per_second": .double(t.tokensPerBusySecond),
             "engine_threads": .object(["now": JSONValue(s.engineThreads), "max": JSONValue(config.threads),
                                        "changes": JSONValue(s.threadChanges)]),
             "jobs": batch.jobs, "drain_window": batch.drainWindow,
@@ -112,5 +111,7 @@ public final class Methods: Sendable {
     }
 
     /// Prometheus text exposition, format 0.0.4.
-    public func metricsText() -> String { metrics.render(batcher.status, connections: connections.open) }
+    public func metricsText() -> String {
+        metrics.render(batcher.status, connections: connections.open, uptime: monotonicSeconds() - started)
+    }
 }

@@ -53,7 +53,7 @@ public struct CompletionRequest: Sendable, Equatable {
                 throw .invalid("\(key) = \(value) is not supported here; leave it out or send its default", param: key)
             }
         }
-        model = try Self.string(body, "model")
+        model = try Self.read(body) { p throws(ProtocolError) in try p.optionalString("model") }
         var ask = Params()
         switch endpoint {
         case .chat:
@@ -80,7 +80,7 @@ public struct CompletionRequest: Sendable, Equatable {
             }
         }
         self.ask = ask
-        stream = try Self.bool(body, "stream") ?? false
+        stream = try Self.read(body) { p throws(ProtocolError) in try p.optionalBool("stream") } ?? false
         includeUsage = false
         if let options = body["stream_options"], !options.isNull {
             guard stream else { throw .invalid("stream_options is only allowed when stream is true", param: "stream_options") }
@@ -90,7 +90,7 @@ public struct CompletionRequest: Sendable, Equatable {
             if let stray = object.keys.first(where: { $0 != "include_usage" }) {
                 throw .invalid("stream_options.\(stray) is not supported", param: "stream_options.\(stray)")
             }
-            includeUsage = try Self.bool(object, "include_usage", in: "stream_options") ?? false
+            includeUsage = try Self.read(object, in: "stream_options") { p throws(ProtocolError) in try p.optionalBool("include_usage") } ?? false
         }
     }
 
@@ -153,16 +153,13 @@ public struct CompletionRequest: Sendable, Equatable {
         }
     }
 
-    static func string(_ object: JSONObject, _ key: String) throws(OpenAIError) -> String? {
-        guard let value = object[key], !value.isNull else { return nil }
-        guard let s = value.stringValue else { throw .invalid("\(key) must be a string, got \(value.kind)", param: key) }
-        return s
-    }
-
-    static func bool(_ object: JSONObject, _ key: String, in parent: String? = nil) throws(OpenAIError) -> Bool? {
-        guard let value = object[key], !value.isNull else { return nil }
-        let path = parent.map { "\($0).\(key)" } ?? key
-        guard let b = value.boolValue else { throw .invalid("\(path) must be a boolean, got \(value.kind)", param: path) }
-        return b
+    /// A typed read of `object` through the native `Params` accessors, their error named under
+    /// `parent` (`stream_options.include_usage`).
+    static func read<T>(_ object: JSONObject, in parent: String? = nil,
+                        _ get: (Params) throws(ProtocolError) -> T) throws(OpenAIError) -> T {
+        do { return try get(Params(object)) } catch {
+            let prefix = parent.map { $0 + "." } ?? ""
+            throw .invalid(prefix + error.message, param: error.field.map { prefix + $0 })
+        }
     }
 }

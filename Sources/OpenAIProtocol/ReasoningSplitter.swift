@@ -13,6 +13,12 @@ public struct ReasoningSplitter: Sendable {
             self.content = content
         }
         public var isEmpty: Bool { reasoning.isEmpty && content.isEmpty }
+
+        /// `other`'s text after this one's, part by part.
+        public mutating func append(_ other: Delta) {
+            reasoning += other.reasoning
+            content += other.content
+        }
     }
 
     private enum Phase: Sendable {
@@ -71,9 +77,9 @@ public struct ReasoningSplitter: Sendable {
                     phase = .content
                 }
             case .reasoning:
-                if let end = Self.find(Self.close, in: pending) {
-                    delta.reasoning += reasoning.take(pending[..<end])
-                    pending = Array(pending[(end + Self.close.count)...])
+                if let tag = pending.firstRange(of: Self.close) {
+                    delta.reasoning += reasoning.take(pending[..<tag.lowerBound])
+                    pending = Array(pending[tag.upperBound...])
                     phase = .content
                 } else {
                     let keep = Self.tagPrefix(at: pending)
@@ -105,19 +111,12 @@ public struct ReasoningSplitter: Sendable {
     public static func split(_ text: String) -> (reasoning: String?, content: String) {
         var splitter = ReasoningSplitter()
         var all = splitter.feed(text)
-        let rest = splitter.finish()
-        all.reasoning += rest.reasoning
-        all.content += rest.content
+        all.append(splitter.finish())
         return (splitter.thinks ? all.reasoning : nil, all.content)
     }
 
     private static let open = Array("<think>".utf8)
     private static let close = Array("</think>".utf8)
-
-    private static func find(_ needle: [UInt8], in bytes: [UInt8]) -> Int? {
-        guard bytes.count >= needle.count else { return nil }
-        return (0...(bytes.count - needle.count)).first { bytes[$0..<($0 + needle.count)].elementsEqual(needle) }
-    }
 
     /// The length of the longest end of `bytes` that begins `</think>`.
     private static func tagPrefix(at bytes: [UInt8]) -> Int {

@@ -15,16 +15,10 @@ public struct Generation: Sendable {
     /// The reasoning before `</think>` without the tags; empty when the model did not think.
     public var thinking: String {
         let bytes = Array(text.utf8)
-        guard let end = Generation.find("</think>", in: bytes) else { return "" }
+        guard let end = bytes.firstRange(of: Array("</think>".utf8))?.lowerBound else { return "" }
         var inner = bytes[..<end]
-        if let start = Generation.find("<think>", in: Array(inner)) { inner = inner[(start + "<think>".utf8.count)...] }
+        if let open = inner.firstRange(of: Array("<think>".utf8)) { inner = inner[open.upperBound...] }
         return String(decoding: inner, as: UTF8.self).trimmingWhitespace
-    }
-
-    private static func find(_ needle: String, in bytes: [UInt8]) -> Int? {
-        let n = Array(needle.utf8)
-        guard bytes.count >= n.count else { return nil }
-        return (0...bytes.count - n.count).first { bytes[$0..<$0 + n.count].elementsEqual(n) }
     }
 
     public static func answer(of text: String, thinkEnd: String = "</think>") -> String {

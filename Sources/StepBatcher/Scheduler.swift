@@ -149,6 +149,10 @@ public struct Room: Sendable, Equatable {
 /// Running totals of a scheduler, for `status` and `metrics`.
 public struct SchedulerFigures: Sendable, Equatable {
     public init() {}
+
+    /// Tokens generated per second the engine was busy, since start.
+    public var tokensPerBusySecond: Double { busySeconds > 0 ? Double(generatedTokens) / busySeconds : 0 }
+
     public var ticks = 0
     public var targetPasses = 0
     /// Target passes that carried tokens of more than one session: the packing at work.

@@ -55,10 +55,7 @@ struct StopScan {
 
     /// The offset of the earliest stop string in `bytes`.
     private func firstMatch(in bytes: [UInt8]) -> Int? {
-        stops.compactMap { stop -> Int? in
-            guard bytes.count >= stop.count else { return nil }
-            return (0...(bytes.count - stop.count)).first { bytes[$0..<($0 + stop.count)].elementsEqual(stop) }
-        }.min()
+        stops.compactMap { bytes.firstRange(of: $0)?.lowerBound }.min()
     }
 
     /// The longest end of `bytes` that begins some stop string (it starts on a character boundary,

@@ -106,11 +106,12 @@ struct LookaheadD: AsyncParsableCommand {
                                maxBytesPerToken: targetModel.vocab.maxBytesPerToken(), defaultVerifier: engineConfig.verifier.kind,
                                capacity: batcher.capacity) { try Engines.promptTokens($0, model: targetModel) }
         let environment = processEnvironment()
+        let modelID = Methods.servedID(Methods.modelName(targetModel))
         let jobs = JobRunner(
             directory: StateDirectory.resolve(configured: settings.stateDirectory, environment: environment),
-            batcher: batcher, asks: asks, model: Methods.servedID(Methods.modelName(targetModel)), config: settings,
+            batcher: batcher, asks: asks, model: modelID, config: settings,
             clock: try JobClock(environment: environment))
-        let methods = Methods(config: settings, models: Methods.describe(engines), batcher: batcher, jobs: jobs, asks: asks,
+        let methods = Methods(config: settings, models: Methods.describe(engines), modelID: modelID, batcher: batcher, jobs: jobs, asks: asks,
                               connections: gate, metrics: metrics)
 
         let listener: Listener
