@@ -87,6 +87,18 @@ import TestSupport
         ])
     }
 
+    @Test func askRawAndStopGoAsTemplateFalseAndStop() throws {
+        let daemon = try Self.daemon()
+        defer { daemon.stop() }
+        let run = try lookaheadctl(["ask", "--socket", daemon.path, "--raw", "--stop", "\n\n", "--stop", "END", "def add(a, b):"])
+        #expect(run.exitCode == 0)
+        let params = daemon.requests.first?.params
+        #expect(params?["prompt"] == "def add(a, b):" && params?["template"] == false)
+        #expect(params?["stop"] == ["\n\n", "END"])
+        let refused = try lookaheadctl(["ask", "--socket", daemon.path, "--raw", "--system", "Be brief.", "hi"])
+        #expect(refused.exitCode == 2 && refused.stderr.contains("--system needs the chat template"))
+    }
+
     @Test func askJSONPrintsTheResultObject() throws {
         let daemon = try Self.daemon()
         defer { daemon.stop() }

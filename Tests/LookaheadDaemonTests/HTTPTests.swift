@@ -226,6 +226,9 @@ struct HTTPTests {
             ("POST", "/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"}], "lookahead": {"gamma": 99}}"#, 400, "lookahead.gamma"),
             ("POST", "/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 0}"#, 400, "max_completion_tokens"),
             ("POST", "/v1/chat/completions", "{\"messages\": \"" + String(repeating: "x", count: 5000) + "\"}", 413, nil),
+            ("POST", "/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"}], "stop": ["ok", ""]}"#, 400, "stop[1]"),
+            ("POST", "/v1/chat/completions", #"{"messages": [{"role": "user", "content": "x"}], "stop": 5}"#, 400, "stop"),
+            ("POST", "/v1/completions", #"{"prompt": "x", "stream_options": {"include_usage": "yes"}, "stream": true}"#, 400, "stream_options.include_usage"),
             ("GET", "/v1/chat/completions", nil, 405, nil),
             ("GET", "/v2/nothing", nil, 404, nil),
         ]
@@ -313,6 +316,29 @@ struct HTTPLimitTests {
         let reply = try parseHTTP(readToEnd(fd))
         #expect(reply.status == 408 && reply.openAIError?["code"] == "timeout")
         #expect(try served.chat().status == 200)
+    }
+
+    /// A stream whose client never reads: the text waits merged (bounded by the answer), and once
+    /// the replies have gone unread for `stalled_reader_seconds` the daemon drops the client,
+    /// which cancels its session.
+    @Test func aStreamThatIsNeverReadIsDroppedAndItsSessionCancelled() throws {
+        var config = DaemonConfiguration()
+        config.maxUnsentBytes = 4096
+        config.stalledReaderSeconds = 0.5
+        config.maxTokensLimit = 200_000
+        let served = try ServedHTTP(config, steps: 50_000, contextLength: 200_000)
+        defer { served.stop() }
+        let fd = try connectUnixSocket(served.socket, receiveTimeout: 10)
+        defer { close(fd) }
+        let body = #"{"messages": [{"role": "user", "content": "\#(ScriptedDaemon.prompt)"}], "stream": true}"#
+        try sendAll(fd, Array("POST /v1/chat/completions HTTP/1.1\r\nhost: t\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)".utf8))
+        let start = monotonicSeconds()
+        while served.daemon.batcher.status.totals.cancelled + served.daemon.batcher.status.totals.finished == 0, monotonicSeconds() - start < 30 {
+            usleep(20_000)
+        }
+        let totals = served.daemon.batcher.status.totals
+        #expect(totals.cancelled == 1 && totals.finished == 0, "the daemon kept streaming to a client that never reads")
+        #expect(served.daemon.methods.connections.open == 0)
     }
 
     @Test func pastTheConnectionLimitAClientHears503() throws {
