@@ -46,6 +46,10 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var maxSessions = BatcherLimits().maxSessions
     /// Of those, how many may be batch work, so interactive asks always find room.
     public var maxBatchSessions = BatcherLimits().maxBatchSessions
+    /// Finished requests leave their KV cells for later prompts that share a prefix.
+    public var prefixCache = true
+    /// The most cells the prefix cache keeps per model; nil: whatever live sessions leave free.
+    public var prefixCacheMaxCells: Int?
 
     // Request defaults and limits
     public var defaultMode = Self.session.mode
@@ -109,6 +113,11 @@ public struct DaemonConfiguration: Sendable, Equatable {
             return .judge(model: model, margin: VerifierSpec.defaultMargin)
         case .random: return .random(acceptance: 0.5)
         }
+    }
+
+    /// The scheduler's prefix cache size, nil when it is off.
+    public var prefixCacheCells: Int? {
+        prefixCache ? min(prefixCacheMaxCells ?? contextLength, contextLength) : nil
     }
 
     public var limits: BatcherLimits {

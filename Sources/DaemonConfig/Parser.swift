@@ -293,6 +293,10 @@ extension DaemonConfiguration {
         // llama.cpp's n_seq_max is at most 256 and every session needs one sequence.
         Setting("max_sessions") { c, v throws(Invalid) in c.maxSessions = try v.integer(1...256) },
         Setting("max_batch_sessions") { c, v throws(Invalid) in c.maxBatchSessions = try v.integer(0...256) },
+        Setting("prefix_cache") { c, v throws(Invalid) in c.prefixCache = try v.bool() },
+        Setting("prefix_cache_max_cells") { c, v throws(Invalid) in
+            c.prefixCacheMaxCells = v.text.isEmpty ? nil : try v.integer(1...Int(Int32.max))
+        },
 
         Setting("default_mode") { c, v throws(Invalid) in c.defaultMode = try v.choice(Mode.self) },
         Setting("default_gamma") { c, v throws(Invalid) in c.defaultGamma = try v.integer(0...16) },

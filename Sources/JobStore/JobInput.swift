@@ -117,7 +117,7 @@ public enum JobInput {
 
     /// `ask` params with no rule here: the daemon judges them when the job is submitted
     /// (AskPreparer), line by line, with the same errors.
-    private static let daemonJudged: Set<String> = ["stop", "template", "adaptive"]
+    private static let daemonJudged: Set<String> = ["stop", "template", "adaptive", "cache_prompt"]
 
     /// Accumulates lines and remembers where each custom id was first seen, and the job's format
     /// with the line that set it.

@@ -47,6 +47,9 @@ public struct SessionConfig: Sendable, Equatable {
     /// Strings that end the answer (the batcher watches for them, StopScan); the text stops
     /// before the first one.
     public var stop: [String] = []
+    /// Start from the longest cached prefix of the prompt, and leave this request's cells to the
+    /// prefix cache when it ends (the batcher's `PrefixCache`; llama-server's `cache_prompt`).
+    public var cachePrompt = true
 
     public init(mode: Mode = .lookaheadSD) { self.mode = mode }
 

@@ -77,9 +77,11 @@ public final class LookaheadSession {
     private var proposer: TokenProposer
     private var governor = DraftGovernor()
 
-    /// `targetSeqs`/`draftSeqs`: the ids this session may use, empty in both contexts.
+    /// `targetSeqs`/`draftSeqs`: the ids this session may use, empty in both contexts except for
+    /// `cached`: the first `cached.target` prompt tokens are already in `targetSeqs[0]`'s cells and
+    /// the first `cached.draft` in those of the first `width` draft ids (a prefix cache hit).
     public init(prompt: [Token], config: SessionConfig, target: ModelEngine, draft: ModelEngine?,
-                targetSeqs: [SeqID], draftSeqs: [SeqID]) throws {
+                targetSeqs: [SeqID], draftSeqs: [SeqID], cached: (target: Int, draft: Int) = (0, 0)) throws {
         try config.validate()
         guard !prompt.isEmpty else { throw SessionError.emptyPrompt }
         let limit = target.contextLength - 1
@@ -92,10 +94,15 @@ public final class LookaheadSession {
         self.draft = config.mode.usesDraft ? draft : nil
         promptCount = prompt.count
         committed = prompt
-        root = Branch(track: Track(seq: targetSeqs[0], text: prompt), base: prompt.count, parent: nil, sharedUntil: 0)
+        // The last prompt token is always fed: its pass gives the first distribution.
+        precondition(cached.target < prompt.count && cached.draft < prompt.count, "a cached prefix covers the whole prompt")
+        root = Branch(track: Track(seq: targetSeqs[0], text: prompt, kv: cached.target), base: prompt.count,
+                      parent: nil, sharedUntil: 0)
         freeTargetSeqs = Array(targetSeqs.dropFirst().prefix(config.targetSequences - 1))
         draftTracks = config.mode.usesDraft
-            ? draftSeqs.prefix(config.width).map { Track(seq: $0, text: prompt) } : []
+            ? draftSeqs.prefix(config.width).map { Track(seq: $0, text: prompt, kv: cached.draft) } : []
+        stats.promptTokens = prompt.count
+        stats.cachedPromptTokens = cached.target
         drafting = Array(repeating: StepBuilder(), count: draftTracks.count)
         proposer = TokenProposer(ngramMax: config.ngramMax, ngramMin: config.ngramMin, adaptive: config.adaptive)
     }
@@ -362,7 +369,9 @@ public final class LookaheadSession {
     private func acceptDraft(candidate c: Int) {
         let position = chain.removeFirst()
         let chosen = position[c]
-        release(root)
+        // An end-of-text step opens no branch: the session ends on the old root, whose cells the
+        // prefix cache may keep.
+        if chosen.branch != nil { release(root) }
         for (i, other) in position.enumerated() where i != c { if let b = other.branch { release(b) } }
         if c != 0 {
             // The deeper chain grew from candidate A; it cannot follow B.
@@ -450,6 +459,7 @@ public final class LookaheadSession {
 
     private func release(_ branch: Branch) {
         target.remove(branch.track.seq, from: 0)
+        branch.track.kv = 0
         freeTargetSeqs.append(branch.track.seq)
     }
 
@@ -469,11 +479,52 @@ public final class LookaheadSession {
     /// Ends the session as finished, at the next tick boundary: its text reached a stop string.
     public func stop() { finish(.stop) }
 
-    /// Frees every sequence this session holds in both contexts; call once it is finished.
-    public func releaseSequences() {
+    /// Frees every sequence this session holds in both contexts; call once it is finished. With
+    /// `keepingPrefixes`, the root's cells and the first draft track's stay, for the prefix cache:
+    /// returned with the tokens they hold (the committed text, less the last token, which was never
+    /// fed, plus what the root had settled of an unfinished step).
+    @discardableResult
+    public func releaseSequences(keepingPrefixes keep: Bool = false) -> KeptPrefixes {
         dropChain()
-        target.remove(root.track.seq, from: 0)
-        if let draft { for t in draftTracks { draft.remove(t.seq, from: 0) } }
+        var kept = KeptPrefixes()
+        kept.target = Self.release(root.track, in: target, keeping: keep)
+        if let draft {
+            for (w, track) in draftTracks.enumerated() {
+                let prefix = Self.release(track, in: draft, keeping: keep && w == 0)
+                if w == 0 { kept.draft = prefix }
+            }
+        }
+        return kept
+    }
+
+    /// Clears `track`'s cells, or only those past its settled tokens (a failed pass can leave some)
+    /// when they are kept.
+    private static func release(_ track: Track, in engine: ModelEngine, keeping: Bool) -> KeptPrefix? {
+        guard keeping, track.kv > 0 else {
+            engine.remove(track.seq, from: 0)
+            return nil
+        }
+        engine.remove(track.seq, from: Int32(track.kv))
+        return KeptPrefix(seq: track.seq, tokens: Array(track.text[..<track.kv]))
+    }
+}
+
+/// A sequence a finished session leaves behind, and the tokens its cells hold at positions 0, 1, ….
+public struct KeptPrefix: Sendable, Equatable {
+    public var seq: SeqID
+    public var tokens: [Token]
+    public init(seq: SeqID, tokens: [Token]) {
+        self.seq = seq
+        self.tokens = tokens
+    }
+}
+
+public struct KeptPrefixes: Sendable, Equatable {
+    public var target: KeptPrefix?
+    public var draft: KeptPrefix?
+    public init(target: KeptPrefix? = nil, draft: KeptPrefix? = nil) {
+        self.target = target
+        self.draft = draft
     }
 }
 

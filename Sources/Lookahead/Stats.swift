@@ -1,5 +1,8 @@
 /// What one request cost and gained. Pass counts and times are the passes this session took part in.
 public struct SessionStats: Sendable, Equatable {
+    public var promptTokens = 0
+    /// Prompt tokens whose KV came from the prefix cache instead of a prefill.
+    public var cachedPromptTokens = 0
     public var committedSteps = 0
     /// Draft steps accepted at the commit point, and positions where every candidate was rejected.
     public var acceptedDraftSteps = 0

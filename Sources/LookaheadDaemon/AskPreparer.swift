@@ -15,7 +15,7 @@ public struct PreparedAsk: Sendable {
 /// that name the field: for an `ask` on a connection and for every line of a batch job alike.
 public struct AskPreparer: Sendable {
     static let params: Set<String> = ["prompt", "messages", "mode", "gamma", "width", "verifier", "temperature", "top_p",
-                                      "top_k", "seed", "max_tokens", "adaptive", "stop", "template"]
+                                      "top_k", "seed", "max_tokens", "adaptive", "stop", "template", "cache_prompt"]
     /// Stop strings a request may give, and the longest one, in bytes.
     static let maxStops = 16
     static let maxStopBytes = 256
@@ -70,6 +70,7 @@ public struct AskPreparer: Sendable {
         if let w = try ranged("width", 1...2) { c.width = w }
         if let m = try ranged("max_tokens", 1...maxTokensLimit) { c.maxTokens = m }
         if let a = try params.optionalBool("adaptive") { c.adaptive = a }
+        if let cache = try params.optionalBool("cache_prompt") { c.cachePrompt = cache }
         if let v = try params.optionalString("verifier") {
             // random:P sets α for synthetic benchmarks; it is never a request's choice.
             guard let kind = VerifierKind(rawValue: v), kind != .random else {

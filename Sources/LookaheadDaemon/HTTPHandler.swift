@@ -300,10 +300,9 @@ final class HTTPHandler: ChannelDuplexHandler {
             if context?.channel.isWritable == true { flushHeld() }
         case .finished(let generation):
             let result = AskResult(generation, mode: a.prepared.config.mode, verifier: a.prepared.verifier)
-            let promptTokens = a.prepared.prompt.count
             guard a.request.stream else {
                 active = nil
-                return respond(status: .ok, json: a.responder.body(result, promptTokens: promptTokens), keepAlive: a.keepAlive)
+                return respond(status: .ok, json: a.responder.body(result), keepAlive: a.keepAlive)
             }
             if a.request.endpoint == .chat {
                 a.held.append(a.splitter.finish())
@@ -311,7 +310,7 @@ final class HTTPHandler: ChannelDuplexHandler {
             }
             flushHeld()
             event(a.responder.finalChunk(result))
-            if a.request.includeUsage { event(a.responder.usageChunk(result, promptTokens: promptTokens)) }
+            if a.request.includeUsage { event(a.responder.usageChunk(result)) }
             endStream(a)
         case .failed(let error):
             guard a.request.stream else {

@@ -51,13 +51,10 @@ enum JobEncoding {
         let result = AskResult(generation, mode: ask.config.mode, verifier: ask.verifier)
         if let openAI {
             let responder = CompletionResponder(endpoint: openAI.endpoint, model: openAI.model, created: Int64(openAI.created))
-            return .object(responder.body(result, promptTokens: ask.prompt.count))
+            return .object(responder.body(result))
         }
         var object = result.json
-        object["usage"] = [
-            "prompt_tokens": JSONValue(ask.prompt.count), "completion_tokens": JSONValue(generation.tokens.count),
-            "total_tokens": JSONValue(ask.prompt.count + generation.tokens.count),
-        ]
+        object["usage"] = .object(result.usage)
         object["started_at"] = time(startedAt)
         return .object(object)
     }

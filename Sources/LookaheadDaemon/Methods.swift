@@ -85,6 +85,12 @@ public final class Methods: Sendable {
             "sequences": .object(["used": JSONValue(s.targetSequencesUsed), "total": JSONValue(s.targetSequencesTotal),
                                   "draft_used": JSONValue(s.draftSequencesUsed)]),
             "kv_cells": .object(["reserved": JSONValue(s.kvCellsReserved), "total": JSONValue(s.kvCellsTotal)]),
+            "prefix_cache": .object([
+                "enabled": .bool(s.prefixCache.enabled), "lookups": JSONValue(t.prefixLookups), "hits": JSONValue(t.prefixHits),
+                "queried_tokens": JSONValue(t.prefixQueriedTokens), "cached_tokens": JSONValue(t.cachedPromptTokens),
+                "sequences": JSONValue(s.prefixCache.targetSequences), "cells": JSONValue(s.prefixCache.targetCells),
+                "draft_sequences": JSONValue(s.prefixCache.draftSequences), "draft_cells": JSONValue(s.prefixCache.draftCells),
+            ]),
             "passes": .object(["ticks": JSONValue(t.ticks), "target": JSONValue(t.targetPasses),
                                "target_shared": JSONValue(t.sharedTargetPasses),
                                "max_sessions_per_target_pass": JSONValue(t.maxSessionsInTargetPass),

@@ -6,7 +6,7 @@ extension AskResult {
     /// The wire result of a finished request: the daemon's `ask`, every batch line and `ask --local`.
     public init(_ g: Generation, mode: Mode, verifier: VerifierKind) {
         self.init(text: g.text, thinking: g.thinking, answer: g.answer, tokens: g.tokens.count,
-                  finishReason: g.finishReason.rawValue, mode: mode.rawValue, stats: AskStats(g.stats, verifier: verifier))
+                  promptTokens: g.stats.promptTokens, cachedTokens: g.stats.cachedPromptTokens, finishReason: g.finishReason.rawValue, mode: mode.rawValue, stats: AskStats(g.stats, verifier: verifier))
     }
 }
 

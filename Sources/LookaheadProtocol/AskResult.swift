@@ -6,17 +6,22 @@ public struct AskResult: Sendable, Equatable {
     public var thinking: String
     public var answer: String
     public var tokens: Int
+    public var promptTokens: Int
+    /// Of the prompt's tokens, those whose KV came from the prefix cache (not prefilled).
+    public var cachedTokens: Int
     /// `stop`, `length`, `context` or `cancelled`.
     public var finishReason: String
     public var mode: String
     public var stats: AskStats
 
-    public init(text: String, thinking: String, answer: String, tokens: Int, finishReason: String, mode: String,
-                stats: AskStats) {
+    public init(text: String, thinking: String, answer: String, tokens: Int, promptTokens: Int, cachedTokens: Int,
+                finishReason: String, mode: String, stats: AskStats) {
         self.text = text
         self.thinking = thinking
         self.answer = answer
         self.tokens = tokens
+        self.promptTokens = promptTokens
+        self.cachedTokens = cachedTokens
         self.finishReason = finishReason
         self.mode = mode
         self.stats = stats
@@ -24,7 +29,15 @@ public struct AskResult: Sendable, Equatable {
 
     public var json: JSONObject {
         ["text": .string(text), "thinking": .string(thinking), "answer": .string(answer), "tokens": JSONValue(tokens),
+         "prompt_tokens": JSONValue(promptTokens), "cached_tokens": JSONValue(cachedTokens),
          "finish_reason": .string(finishReason), "mode": .string(mode), "stats": .object(stats.json)]
+    }
+
+    /// OpenAI's `usage`: for HTTP answers and every batch line.
+    public var usage: JSONObject {
+        ["prompt_tokens": JSONValue(promptTokens), "completion_tokens": JSONValue(tokens),
+         "total_tokens": JSONValue(promptTokens + tokens),
+         "prompt_tokens_details": .object(["cached_tokens": JSONValue(cachedTokens)])]
     }
 }
 

@@ -21,8 +21,9 @@ public struct CompletionRequest: Sendable, Equatable {
 
     /// Our own knobs, in the optional `lookahead` object.
     public static let lookaheadKeys: Set<String> = ["mode", "gamma", "width", "verifier", "adaptive"]
-    /// Sampling parameters passed on as they are; the native checks judge them.
-    static let sampling = ["temperature", "top_p", "top_k", "seed", "stop"]
+    /// Parameters passed on as they are (sampling, and llama-server's `cache_prompt`); the native
+    /// checks judge them.
+    static let sampling = ["temperature", "top_p", "top_k", "seed", "stop", "cache_prompt"]
     /// Parameters OpenAI defines that change nothing here in the value given: accepted only with
     /// that value, so a request that counts on more hears so.
     static let neutral: [String: @Sendable (JSONValue) -> Bool] = [

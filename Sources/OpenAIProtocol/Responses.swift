@@ -20,7 +20,7 @@ public struct CompletionResponder: Sendable {
     private var chunkObject: String { endpoint == .chat ? "chat.completion.chunk" : "text_completion" }
 
     /// The whole answer.
-    public func body(_ result: AskResult, promptTokens: Int) -> JSONObject {
+    public func body(_ result: AskResult) -> JSONObject {
         let choice: JSONObject
         switch endpoint {
         case .chat:
@@ -33,7 +33,7 @@ public struct CompletionResponder: Sendable {
         }
         var body = envelope(object)
         body["choices"] = .array([.object(choice)])
-        body["usage"] = .object(usage(result, promptTokens: promptTokens))
+        body["usage"] = .object(result.usage)
         body["lookahead"] = .object(lookahead(result))
         return body
     }
@@ -68,10 +68,10 @@ public struct CompletionResponder: Sendable {
     }
 
     /// `stream_options.include_usage`: no choices, the usage and our statistics.
-    public func usageChunk(_ result: AskResult, promptTokens: Int) -> JSONObject {
+    public func usageChunk(_ result: AskResult) -> JSONObject {
         var body = envelope(chunkObject)
         body["choices"] = .array([])
-        body["usage"] = .object(usage(result, promptTokens: promptTokens))
+        body["usage"] = .object(result.usage)
         body["lookahead"] = .object(lookahead(result))
         return body
     }
@@ -92,11 +92,6 @@ public struct CompletionResponder: Sendable {
 
     private func envelope(_ object: String) -> JSONObject {
         ["id": .string(id), "object": .string(object), "created": .int(created), "model": .string(model)]
-    }
-
-    private func usage(_ result: AskResult, promptTokens: Int) -> JSONObject {
-        ["prompt_tokens": JSONValue(promptTokens), "completion_tokens": JSONValue(result.tokens),
-         "total_tokens": JSONValue(promptTokens + result.tokens)]
     }
 
     /// What the speculation did for this request: the mode and the native `stats`.

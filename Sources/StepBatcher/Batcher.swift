@@ -36,6 +36,7 @@ public struct BatcherStatus: Sendable, Equatable {
     public var draftSequencesUsed = 0
     public var kvCellsReserved = 0
     public var kvCellsTotal = 0
+    public var prefixCache = PrefixCacheFigures()
     public var totals = SchedulerFigures()
     /// Threads the engine's passes use now, and how often the governor changed them.
     public var engineThreads = 0
@@ -189,6 +190,7 @@ public final class Batcher: Sendable {
             s.targetSequencesUsed = scheduler.targetSequencesUsed
             s.draftSequencesUsed = scheduler.draftSequencesUsed
             s.kvCellsReserved = scheduler.kvCellsReserved
+            s.prefixCache = scheduler.prefixCache
             s.totals = scheduler.figures
             s.engineThreads = scheduler.threads.threads
             s.threadChanges = scheduler.threads.changes

@@ -116,8 +116,8 @@ public final class Engines {
     }
 
     /// A scheduler over these engines. One at a time drives them: the daemon's batcher, or `scheduler`.
-    public func makeScheduler(limits: BatcherLimits = BatcherLimits()) -> Scheduler {
-        Scheduler(engines: engineSet, limits: limits)
+    public func makeScheduler(limits: BatcherLimits = BatcherLimits(), prefixCacheCells: Int? = nil) -> Scheduler {
+        Scheduler(engines: engineSet, limits: limits, prefixCacheCells: prefixCacheCells)
     }
 
     /// The scheduler for in-process requests (`generate`): one for the engines' life, so the pass

@@ -167,6 +167,22 @@ public struct SchedulerFigures: Sendable, Equatable {
     public var cancelled = 0
     public var failed = 0
     public var busySeconds = 0.0
+    /// Sessions admitted with the prefix cache in use and their prompt tokens; those that started
+    /// from a cached prefix, and the prompt tokens they did not prefill.
+    public var prefixLookups = 0
+    public var prefixQueriedTokens = 0
+    public var prefixHits = 0
+    public var cachedPromptTokens = 0
+}
+
+/// What the prefix cache holds now, per context.
+public struct PrefixCacheFigures: Sendable, Equatable {
+    public init() {}
+    public var enabled = false
+    public var targetSequences = 0
+    public var targetCells = 0
+    public var draftSequences = 0
+    public var draftCells = 0
 }
 
 /// The live sessions of one set of engines: their sequence ids and KV budget, the tick that packs
@@ -193,19 +209,24 @@ public final class Scheduler {
         var lastStep = (answer: false, fromDraft: false)
     }
     private var live: [Live] = []
-    private var freeTarget: [SeqID]
-    private var freeDraft: [SeqID]
+    private var targetPool: SequencePool
+    private var draftPool: SequencePool
     private var kvReserved = 0
     public private(set) var figures = SchedulerFigures()
     public private(set) var threads: ThreadGovernor
 
-    public init(engines: EngineSet, limits: BatcherLimits = BatcherLimits(), clock: @escaping () -> Double = monotonicSeconds) {
+    /// `prefixCacheCells`: KV cells finished sessions' prefixes may keep in each context for later
+    /// sessions to start from (nil: no prefix cache). Live sessions evict them whenever they need
+    /// the cells or sequence ids.
+    public init(engines: EngineSet, limits: BatcherLimits = BatcherLimits(), prefixCacheCells: Int? = nil,
+                clock: @escaping () -> Double = monotonicSeconds) {
         self.engines = engines
         self.clock = clock
         runner = TickRunner(target: engines.target, draft: engines.draft, verifiers: engines.verifiers,
                             defaultVerifier: engines.defaultVerifier, clock: clock)
-        freeTarget = (0..<Int32(engines.sequences)).reversed().map { $0 }
-        freeDraft = engines.draft == nil ? [] : (0..<Int32(engines.sequences)).reversed().map { $0 }
+        let cacheCells = prefixCacheCells.map { min($0, engines.target.contextLength) }
+        targetPool = SequencePool(engine: engines.target, sequences: engines.sequences, cacheCells: cacheCells)
+        draftPool = SequencePool(engine: engines.draft, sequences: engines.sequences, cacheCells: cacheCells)
         capacity = Capacity(contextLength: engines.target.contextLength, sequences: engines.sequences,
                             verifiers: Set(engines.verifiers.keys), hasDraft: engines.draft != nil, limits: limits)
         threads = ThreadGovernor(maximum: engines.maxThreads)
@@ -216,38 +237,65 @@ public final class Scheduler {
     public var isIdle: Bool { live.isEmpty }
     public var liveSessions: Int { live.count }
     public var liveBatchSessions: Int { live.filter { $0.priority == .batch }.count }
-    public var targetSequencesUsed: Int { engines.sequences - freeTarget.count }
-    public var draftSequencesUsed: Int { engines.draft == nil ? 0 : engines.sequences - freeDraft.count }
+    /// Sequence ids live sessions hold (cached prefixes hold the rest, or they are free).
+    public var targetSequencesUsed: Int { targetPool.liveUsed }
+    public var draftSequencesUsed: Int { draftPool.liveUsed }
     public var kvCellsReserved: Int { kvReserved }
+    public var prefixCache: PrefixCacheFigures {
+        var f = PrefixCacheFigures()
+        f.enabled = targetPool.caching
+        f.targetSequences = targetPool.cache.count
+        f.targetCells = targetPool.cache.cells
+        f.draftSequences = draftPool.cache.count
+        f.draftCells = draftPool.cache.cells
+        return f
+    }
 
-    /// What new sessions may take now.
+    /// What new sessions may take now: cached prefixes count as free, since they give way.
     public var room: Room {
         Room(sessions: capacity.limits.maxSessions - live.count,
              batchSessions: capacity.limits.maxBatchSessions - liveBatchSessions,
-             targetSequences: freeTarget.count, draftSequences: freeDraft.count,
+             targetSequences: targetPool.available, draftSequences: draftPool.available,
              kvCells: capacity.contextLength - kvReserved)
     }
 
     /// Starts a session with its own sequence ids and KV share; its sink hears `.started`, or
     /// `.failed` when the session cannot start. The caller has taken its place from `room`.
+    /// A prompt that shares a prefix with a cached sequence starts from a copy of its cells.
     public func admit(_ ticket: Ticket, prompt: [Token], config: SessionConfig, priority: Priority,
                       sink: @escaping (SessionUpdate) -> Void) {
-        precondition(config.targetSequences <= freeTarget.count && config.draftSequences <= freeDraft.count,
+        precondition(config.targetSequences <= targetPool.available && config.draftSequences <= draftPool.available,
                      "admitted past the free sequences")
-        let targetSeqs = (0..<config.targetSequences).map { _ in freeTarget.removeLast() }
-        let draftSeqs = (0..<config.draftSequences).map { _ in freeDraft.removeLast() }
+        let caching = config.cachePrompt && targetPool.caching
+        let targetHit = caching ? targetPool.lookup(prompt) : nil
+        let draftHit = caching && config.draftSequences > 0 ? draftPool.lookup(prompt) : nil
+        let targetSeqs = targetPool.take(config.targetSequences, sparing: targetHit?.seq)
+        let draftSeqs = draftPool.take(config.draftSequences, sparing: draftHit?.seq)
+        let cachedTarget = targetPool.seed(targetSeqs.prefix(1), from: targetHit, limit: prompt.count - 1)
+        let cachedDraft = draftPool.seed(draftSeqs.prefix(config.width), from: draftHit, limit: prompt.count - 1)
+        // The copies share the cached cells, so the cache may now give up what this session's
+        // reservation needs, hits included.
+        let cells = Capacity.kvCells(promptTokens: prompt.count, config: config)
+        targetPool.evict(toFit: capacity.contextLength - kvReserved - cells)
+        draftPool.evict(toFit: capacity.contextLength - kvReserved - cells)
         do {
             let session = try LookaheadSession(prompt: prompt, config: config, target: engines.target,
-                                               draft: engines.draft, targetSeqs: targetSeqs, draftSeqs: draftSeqs)
-            let cells = Capacity.kvCells(promptTokens: prompt.count, config: config)
+                                               draft: engines.draft, targetSeqs: targetSeqs, draftSeqs: draftSeqs,
+                                               cached: (cachedTarget, cachedDraft))
             kvReserved += cells
             live.append(Live(ticket: ticket, session: session, priority: priority, sink: sink, targetSeqs: targetSeqs,
                              draftSeqs: draftSeqs, kvCells: cells, started: clock(), stop: StopScan(config.stop)))
             runner.add(session)
+            if caching {
+                figures.prefixLookups += 1
+                figures.prefixQueriedTokens += prompt.count
+                if cachedTarget > 0 { figures.prefixHits += 1 }
+                figures.cachedPromptTokens += cachedTarget
+            }
             sink(.started)
         } catch {
-            freeTarget += targetSeqs
-            freeDraft += draftSeqs
+            targetPool.giveBack(targetSeqs)
+            draftPool.giveBack(draftSeqs)
             sink(.failed(.tooLarge("\(error)")))
         }
     }
@@ -344,7 +392,7 @@ public final class Scheduler {
     private func finish(at i: Int, cancelled reason: BatcherError) {
         publishSteps(at: i)
         var l = live.remove(at: i)
-        release(l)
+        release(l, keepingPrefixes: true)
         let finishReason = l.session.finishReason ?? .cancelled
         var stats = l.session.stats
         stats.wallSeconds = clock() - l.started
@@ -367,19 +415,22 @@ public final class Scheduler {
         }
     }
 
-    /// Frees a finished or failed session's sequences and its share of the KV budget.
-    private func release(_ l: Live) {
-        runner.reap()
-        freeTarget += l.targetSeqs
-        freeDraft += l.draftSeqs
+    /// Frees a finished or failed session's sequences and its share of the KV budget; with
+    /// `keepingPrefixes` (and the cache on for it), its text's cells join the prefix cache.
+    private func release(_ l: Live, keepingPrefixes: Bool) {
+        runner.remove(l.session)
+        let kept = l.session.releaseSequences(keepingPrefixes: keepingPrefixes && l.session.config.cachePrompt && targetPool.caching)
         kvReserved -= l.kvCells
+        targetPool.give(l.targetSeqs, keeping: kept.target)
+        draftPool.give(l.draftSeqs, keeping: kept.draft)
     }
 
     private func failAll(_ error: BatcherError) {
         while let l = live.first {
             l.session.cancel()
             live.removeFirst()
-            release(l)
+            // A failed pass leaves no text worth keeping.
+            release(l, keepingPrefixes: false)
             figures.failed += 1
             l.sink(.failed(error))
         }

@@ -46,13 +46,10 @@ public final class TickRunner {
         sessions.append(session)
     }
 
-    /// Removes finished sessions, freeing their sequences; returns them.
-    @discardableResult
-    public func reap() -> [LookaheadSession] {
-        let done = sessions.filter(\.isFinished)
-        for s in done { s.releaseSequences() }
-        sessions.removeAll { $0.isFinished }
-        return done
+    /// Stops ticking a finished session; its sequences are the caller's to release.
+    public func remove(_ session: LookaheadSession) {
+        precondition(session.isFinished, "removed a session that is still running")
+        sessions.removeAll { $0 === session }
     }
 
     /// One tick: draft pass, target pass, verify pass, commit.

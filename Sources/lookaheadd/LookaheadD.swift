@@ -99,7 +99,7 @@ struct LookaheadD: AsyncParsableCommand {
         engines.target.afterChunk = heartbeat.beat
         engines.draft?.afterChunk = heartbeat.beat
         let metrics = DaemonMetrics()
-        let batcher = Batcher(scheduler: engines.makeScheduler(limits: settings.limits), heartbeat: heartbeat, metrics: metrics.requests)
+        let batcher = Batcher(scheduler: engines.makeScheduler(limits: settings.limits, prefixCacheCells: settings.prefixCacheCells), heartbeat: heartbeat, metrics: metrics.requests)
         let targetModel = engines.targetModel
         let asks = AskPreparer(defaults: settings.sessionDefaults(), maxTokensLimit: settings.maxTokensLimit,
                                maxPromptTokens: settings.maxPromptTokens,

@@ -100,6 +100,10 @@ private func defaults(_ change: (inout DaemonConfiguration) -> Void) -> DaemonCo
              bad: "0", reason: "must be 1...256, got 0"),
         Case(key: "max_batch_sessions", good: "0", expected: { $0.maxBatchSessions = 0 },
              bad: "-1", reason: "must be 0...256, got -1"),
+        Case(key: "prefix_cache", good: "false", expected: { $0.prefixCache = false },
+             bad: "lru", reason: "'lru' is not a boolean"),
+        Case(key: "prefix_cache_max_cells", good: "2048", expected: { $0.prefixCacheMaxCells = 2048 },
+             bad: "0", reason: "must be 1...2147483647, got 0"),
         Case(key: "default_mode", good: "ar", expected: { $0.defaultMode = .ar },
              bad: "lookahead+ar", reason: "'lookahead+ar' is not one of ar, sd, lookahead, lookahead+sd"),
         Case(key: "default_gamma", good: "0", expected: { $0.defaultGamma = 0 },
@@ -341,6 +345,14 @@ private func defaults(_ change: (inout DaemonConfiguration) -> Void) -> DaemonCo
         #expect(engine.draftPath == "/opt/draft.gguf")
         #expect(engine.embedPath == "/srv/models/embed.gguf")
         #expect(engine.verifier == .judge(model: .path("/srv/models/judges/j.gguf"), margin: VerifierSpec.defaultMargin))
+    }
+
+    @Test func thePrefixCacheIsOnAndAtMostTheContext() throws {
+        #expect(DaemonConfiguration().prefixCacheCells == DaemonConfiguration().contextLength)
+        #expect(try parse("context_length = 4096\nmax_prompt_tokens = 1000\nprefix_cache_max_cells = 99999").prefixCacheCells == 4096)
+        #expect(try parse("prefix_cache_max_cells = 1000").prefixCacheCells == 1000)
+        #expect(try parse("prefix_cache_max_cells =").prefixCacheCells == DaemonConfiguration().contextLength)
+        #expect(try parse("prefix_cache = off\nprefix_cache_max_cells = 1000").prefixCacheCells == nil)
     }
 
     @Test func emptyModelDirIsTheEngineDefault() {

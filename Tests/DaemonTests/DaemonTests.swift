@@ -116,6 +116,50 @@ struct DaemonTests {
         #expect((1...2).contains(threads["now"]?.intValue ?? 0), "\(threads)")
     }
 
+    /// The prefix cache on the real model, batch-invariant kernels: the same question again starts
+    /// from the first one's cells and writes the same tokens as without the cache (target and
+    /// draft each start from their own); a conversation's next turn starts from the previous
+    /// prompt and answer.
+    @Test func aRepeatedPromptAndTheNextTurnStartFromTheCache() throws {
+        let daemon = try startDaemon(config: "batch_invariant = true\n")
+        let prompt = try GSM8K.prompt(GSM8K.problem(2))
+        let knobs: JSONObject = ["mode": "lookahead", "adaptive": false, "max_tokens": 24]
+        let cold = try ask(daemon.client(), prompt, knobs)
+        let warm = try ask(daemon.client(), prompt, knobs)
+        var off = knobs
+        off["cache_prompt"] = false
+        let uncached = try ask(daemon.client(), prompt, off)
+        let promptTokens = try #require(cold["prompt_tokens"]?.intValue)
+        #expect(promptTokens > 50 && warm["prompt_tokens"]?.intValue == promptTokens)
+        #expect(cold["cached_tokens"]?.intValue == 0 && uncached["cached_tokens"]?.intValue == 0)
+        // All but the last prompt token, whose pass gives the first distribution.
+        #expect(warm["cached_tokens"]?.intValue == promptTokens - 1)
+        #expect(warm["text"] == cold["text"] && uncached["text"] == cold["text"])
+        #expect((cold["stats"]?["draft_tokens"]?.intValue ?? 0) > 0)
+
+        func turns(_ list: [(String, String)]) -> JSONValue { .array(list.map { .object(["role": .string($0.0), "content": .string($0.1)]) }) }
+        var chat = knobs
+        chat["verifier"] = "exact"
+        chat["messages"] = turns([("user", "Name a prime number between 10 and 20.")])
+        let first = try daemon.client().call(method: "ask", params: Params(chat))
+        let firstPrompt = try #require(first["prompt_tokens"]?.intValue)
+        chat["messages"] = turns([("user", "Name a prime number between 10 and 20."),
+                                  ("assistant", first["text"]?.stringValue ?? ""), ("user", "And one between 20 and 30?")])
+        let second = try daemon.client().call(method: "ask", params: Params(chat))
+        #expect((second["cached_tokens"]?.intValue ?? 0) >= firstPrompt, "\(second)")
+        #expect((second["prompt_tokens"]?.intValue ?? 0) > (second["cached_tokens"]?.intValue ?? 0))
+
+        let cache = try #require(try daemon.status()["prefix_cache"]?.objectValue)
+        // Four asks looked up (not the one with cache_prompt false); three hit: the warm repeat, the
+        // next turn, and the first turn too, for the chat template's opening tokens it shares with
+        // the question (also a user turn).
+        #expect(cache["enabled"] == .bool(true) && cache["lookups"]?.intValue == 4 && cache["hits"]?.intValue == 3, "\(cache)")
+        #expect((first["cached_tokens"]?.intValue ?? 0) < 10)
+        #expect((cache["sequences"]?.intValue ?? 0) >= 1 && (cache["cells"]?.intValue ?? 0) > firstPrompt)
+        #expect((cache["draft_sequences"]?.intValue ?? 0) >= 1)
+        #expect(daemon.stop() == 0)
+    }
+
     /// The daemon's greedy `ar` answer is the in-process one: serving changes nothing.
     /// Also as a conversation: one user turn is the prompt, and a system turn goes through the
     /// target's chat template as `ask --local` formats it.

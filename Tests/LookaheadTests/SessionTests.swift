@@ -74,7 +74,10 @@ struct Scenario {
                 n += 1
             }
             events += session.takeEvents()
-            runner.reap()
+            if session.isFinished {
+                runner.remove(session)
+                session.releaseSequences()
+            }
             outcomes.append(Outcome(
                 text: words.detokenize(session.generatedTokens), tokens: session.generatedTokens, events: events,
                 stats: session.stats, reason: session.finishReason, target: target, draft: draft, session: session,

@@ -141,16 +141,17 @@ private func splitInPieces(_ pieces: [String]) -> (reasoning: String, content: S
 
 @Suite struct ResponseTests {
     let result = AskResult(text: "<think>\nsum\n</think>\n\n4", thinking: "sum", answer: "4", tokens: 9,
-                           finishReason: "context", mode: "lookahead", stats: AskStats())
+                           promptTokens: 11, cachedTokens: 7, finishReason: "context", mode: "lookahead", stats: AskStats())
 
     @Test func aChatAnswerCarriesReasoningUsageAndStats() {
-        let b = CompletionResponder(endpoint: .chat, model: "m", created: 5, id: "chatcmpl-1").body(result, promptTokens: 11)
+        let b = CompletionResponder(endpoint: .chat, model: "m", created: 5, id: "chatcmpl-1").body(result)
         #expect(b["object"] == "chat.completion" && b["id"] == "chatcmpl-1" && b["created"] == .int(5))
         let choice = b["choices"]?.arrayValue?.first?.objectValue
         #expect(choice?["finish_reason"] == "length")
         #expect(choice?["message"]?.objectValue?["content"] == "4")
         #expect(choice?["message"]?.objectValue?["reasoning_content"] == "sum")
-        #expect(b["usage"] == .object(["prompt_tokens": 11, "completion_tokens": 9, "total_tokens": 20]))
+        #expect(b["usage"] == .object(["prompt_tokens": 11, "completion_tokens": 9, "total_tokens": 20,
+                                       "prompt_tokens_details": .object(["cached_tokens": 7])]))
         #expect(b["lookahead"]?.objectValue?["mode"] == "lookahead")
     }
 
@@ -164,11 +165,11 @@ private func splitInPieces(_ pieces: [String]) -> (reasoning: String, content: S
         let delta = try #require(r.textChunk(.init(reasoning: "r", content: "c")))
         #expect(delta["choices"]?.arrayValue?.first?.objectValue?["delta"] == .object(["reasoning_content": "r", "content": "c"]))
         #expect(r.finalChunk(result)["choices"]?.arrayValue?.first?.objectValue?["finish_reason"] == "length")
-        let usage = r.usageChunk(result, promptTokens: 1)
-        #expect(usage["choices"] == .array([]) && usage["usage"]?.objectValue?["total_tokens"] == .int(10))
+        let usage = r.usageChunk(result)
+        #expect(usage["choices"] == .array([]) && usage["usage"]?.objectValue?["total_tokens"] == .int(20))
         let text = CompletionResponder(endpoint: .completion, model: "m", created: 5)
         #expect(text.roleChunk() == nil)
         #expect(text.textChunk(.init(content: "x"))?["choices"]?.arrayValue?.first?.objectValue?["text"] == "x")
-        #expect(text.body(result, promptTokens: 1)["choices"]?.arrayValue?.first?.objectValue?["text"] == .string(result.text))
+        #expect(text.body(result)["choices"]?.arrayValue?.first?.objectValue?["text"] == .string(result.text))
     }
 }

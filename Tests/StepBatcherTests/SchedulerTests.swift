@@ -32,9 +32,9 @@ struct Rig {
         self.sequences = sequences
     }
 
-    func scheduler(_ limits: BatcherLimits = BatcherLimits()) -> Scheduler {
+    func scheduler(_ limits: BatcherLimits = BatcherLimits(), prefixCacheCells: Int? = nil) -> Scheduler {
         Scheduler(engines: EngineSet(target: target, draft: draft, verifiers: [.exact: VerifierChain(semantic: nil, match: .bytes)],
-                                     defaultVerifier: .exact, sequences: sequences), limits: limits)
+                                     defaultVerifier: .exact, sequences: sequences), limits: limits, prefixCacheCells: prefixCacheCells)
     }
 
     func config(_ mode: Mode, maxTokens: Int = 64) -> SessionConfig {
