@@ -25,6 +25,9 @@ struct AskOptions: ParsableArguments {
           help: "Keep every speculation on whatever it costs (no fallback, all proposals): measures the algorithm itself.")
     var noAdaptive = false
     @Option(help: "End the answer before this text (repeatable; matched after the thinking).") var stop: [String] = []
+    @Flag(name: .customLong("no-prompt-cache"),
+          help: "Prefill the whole prompt, and leave nothing to the daemon's prefix cache (cache_prompt false).")
+    var noPromptCache = false
 
     func sessionConfig() throws -> SessionConfig {
         guard let m = Mode(rawValue: mode) else {
@@ -62,6 +65,7 @@ struct AskOptions: ParsableArguments {
         if !stop.isEmpty { params.object["stop"] = .array(stop.map { .string($0) }) }
         if let verifier { params.object["verifier"] = .string(verifier) }
         if noAdaptive { params.object["adaptive"] = .bool(false) }
+        if noPromptCache { params.object["cache_prompt"] = .bool(false) }
         return params
     }
 }
@@ -204,8 +208,9 @@ func statsLine(_ result: JSONValue, gamma: Int) -> String {
     let speedup = c > 0 ? fixed(SpeedupModel.asyncSpeedup(alpha: alpha, c: c, gamma: gamma), 2) + "×" : "n/a"
     let tokens = object["tokens"]?.intValue ?? 0
     let mode = object["mode"]?.stringValue ?? "?"
+    let prompt = object["prompt_tokens"]?.intValue ?? 0, cached = object["cached_tokens"]?.intValue ?? 0
     return "\n— \(tokens) tokens, \(int("committed_steps")) steps, α \(fixed(alpha, 2)) (\(accepted)/\(verified)), "
         + "\(fixed(number("tokens_per_second"), 1)) tok/s, \(fixed(number("wall_seconds"), 1)) s, mode \(mode), "
-        + "speed-up estimate \(speedup)\n"
+        + "speed-up estimate \(speedup), prompt \(prompt) tokens (\(cached) cached)\n"
 }
 

@@ -12,7 +12,7 @@ import TestSupport
     ]
     static let answer: JSONValue = [
         "text": "<think>\nIn April 48.\n\nIn May 24.\n</think>\n\n72 clips.", "thinking": "In April 48.\n\nIn May 24.",
-        "answer": "72 clips.", "tokens": 58, "finish_reason": "stop", "mode": "lookahead+sd", "stats": stats,
+        "answer": "72 clips.", "tokens": 58, "prompt_tokens": 76, "cached_tokens": 61, "finish_reason": "stop", "mode": "lookahead+sd", "stats": stats,
     ]
 
     /// Answers `ask` with three steps and `answer`, and the parameterless methods with what the protocol shows.
@@ -48,7 +48,7 @@ import TestSupport
         #expect(run.stdout == "<think>\nIn April 48.\n\nIn May 24.\n</think>\n\n72 clips.")
         let speedup = String(format: "%.2f", SpeedupModel.asyncSpeedup(alpha: 2.0 / 3, c: 0.48, gamma: 4))
         #expect(run.stderr.contains("58 tokens, 3 steps, α 0.67 (2/3), 14.9 tok/s"))
-        #expect(run.stderr.contains("speed-up estimate \(speedup)×"))
+        #expect(run.stderr.contains("speed-up estimate \(speedup)×, prompt 76 tokens (61 cached)"))
         #expect(daemon.requests.map(\.params) == [[
             "prompt": "How many clips?", "mode": "lookahead+sd", "gamma": 4, "width": 1, "temperature": 0.0,
             "top_p": 0.95, "top_k": 20, "seed": 0, "max_tokens": 512,
@@ -95,6 +95,8 @@ import TestSupport
         let params = daemon.requests.first?.params
         #expect(params?["prompt"] == "def add(a, b):" && params?["template"] == false)
         #expect(params?["stop"] == ["\n\n", "END"])
+        let uncached = try lookaheadctl(["ask", "--socket", daemon.path, "--no-prompt-cache", "hi"])
+        #expect(uncached.exitCode == 0 && daemon.requests.last?.params["cache_prompt"] == false)
         let refused = try lookaheadctl(["ask", "--socket", daemon.path, "--raw", "--system", "Be brief.", "hi"])
         #expect(refused.exitCode == 2 && refused.stderr.contains("--system needs the chat template"))
     }
