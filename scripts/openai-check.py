@@ -84,6 +84,9 @@ verifier = exact
 default_mode = ar
 default_max_tokens = 16
 context_length = 4096
+# Repeated questions start from the prefix cache; these kernels make that change no token, so the
+# answers below can be compared for equality.
+batch_invariant = true
 max_prompt_tokens = 512
 max_frame_bytes = 65536
 shutdown_grace_seconds = 2
@@ -157,6 +160,10 @@ def run_checks(workdir, port, proc):
     check(reasoning == "" and whole.choices[0].message.model_extra.get("reasoning_content") is None,
           "a model that does not think has no reasoning_content")
     check(usage is not None and usage.completion_tokens == whole.usage.completion_tokens, "include_usage: the last chunk counts")
+    cached = whole.usage.prompt_tokens_details.cached_tokens if whole.usage.prompt_tokens_details else None
+    again = usage.prompt_tokens_details.cached_tokens if usage and usage.prompt_tokens_details else None
+    check(cached is not None and again == whole.usage.prompt_tokens - 1,
+          f"the same question again starts from the prefix cache (cached_tokens {cached}, then {again} of {whole.usage.prompt_tokens})")
     check(finish == whole.choices[0].finish_reason, "the stream ends with the same finish_reason")
 
     completion = client.completions.create(model=model_id, prompt="def add(a, b):\n    return", max_tokens=8)
@@ -235,7 +242,8 @@ METRICS = ["lookaheadd_requests", "lookaheadd_generation_tokens", "lookaheadd_pr
            "lookaheadd_spec_decode_num_accepted_tokens", "lookaheadd_lookahead_steps_verified",
            "lookaheadd_lookahead_steps_accepted", "lookaheadd_e2e_request_latency_seconds",
            "lookaheadd_time_to_first_token_seconds", "lookaheadd_num_requests_waiting", "lookaheadd_num_requests_running",
-           "lookaheadd_kv_cells", "lookaheadd_engine_threads", "lookaheadd_tokens_per_second"]
+           "lookaheadd_kv_cells", "lookaheadd_engine_threads", "lookaheadd_tokens_per_second",
+           "lookaheadd_prefix_cache_queries", "lookaheadd_prefix_cache_hits", "lookaheadd_prefix_cache_cells"]
 
 
 def main():

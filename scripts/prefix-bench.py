@@ -65,9 +65,9 @@ def problems():
 
 
 def history(target_tokens, items):
-    """Earlier turns: question, reference answer, … until about `target_tokens` (≈ 4 bytes a token)."""
+    """Earlier turns: question, reference answer, … until about `target_tokens` (GSM8K text runs ≈ 3 bytes a token)."""
     turns, size, i = [{"role": "system", "content": "You are a patient maths tutor."}], 0, 0
-    while size < target_tokens * 4:
+    while size < target_tokens * 3:
         q, a = items[i]["question"], items[i]["answer"]
         turns += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
         size += len(q) + len(a)
@@ -104,7 +104,7 @@ def preamble(target_tokens, items):
     text = ("Solve the problem below. Work step by step, one short line per step, and end with the answer "
             "after '####'. Here are worked examples.\n\n")
     i = 0
-    while len(text) < target_tokens * 4:
+    while len(text) < target_tokens * 3:
         text += "Problem: %s\nSolution: %s\n\n" % (items[i]["question"], items[i]["answer"])
         i += 1
     return text, i

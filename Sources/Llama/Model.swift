@@ -47,12 +47,14 @@ public final class Model: @unchecked Sendable {
     public var parameterCount: UInt64 { llama_model_n_params(pointer) }
     public var sizeBytes: UInt64 { llama_model_size(pointer) }
     public var embeddingSize: Int { Int(llama_model_n_embd(pointer)) }
+    /// Tokens a sliding-window layer attends to (0: every layer sees the whole context).
+    public var slidingWindow: Int { Int(llama_model_n_swa(pointer)) }
 
     /// The model's one-line description from llama.cpp (architecture, size, quantisation).
     public var summary: String {
         var buffer = [CChar](repeating: 0, count: 256)
         let n = llama_model_desc(pointer, &buffer, buffer.count)
-        return n > 0 ? String(cString: buffer) : "unknown"
+        return n > 0 ? Self.text(buffer) : "unknown"
     }
 
     /// A GGUF metadata value such as `general.architecture`, or nil when absent.
@@ -64,7 +66,12 @@ public final class Model: @unchecked Sendable {
             buffer = [CChar](repeating: 0, count: Int(n) + 1)
             _ = llama_model_meta_val_str(pointer, key, &buffer, buffer.count)
         }
-        return String(cString: buffer)
+        return Self.text(buffer)
+    }
+
+    /// A NUL-terminated C string llama.cpp wrote into `buffer`.
+    private static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The chat template stored in the GGUF (`tokenizer.chat_template`), nil for base models.

@@ -32,6 +32,9 @@ public protocol ModelEngine: AnyObject {
     func remove(_ sequence: SeqID, from position: Int32)
     /// KV cells one context holds for all sequences together.
     var contextLength: Int { get }
+    /// The attention window of sliding-window layers, 0 without any: their cache may give a cell
+    /// that fell out of its sequence's window to another sequence.
+    var slidingWindow: Int { get }
 }
 
 /// Token ↔ text knowledge the algorithm needs for step boundaries and verification.
@@ -72,6 +75,7 @@ public final class LlamaEngine: ModelEngine {
     }
 
     public var contextLength: Int { context.contextLength }
+    public var slidingWindow: Int { context.model.slidingWindow }
 
     public func decode(_ entries: [PassEntry]) throws -> [TokenDistribution?] {
         var out = [TokenDistribution?](repeating: nil, count: entries.count)

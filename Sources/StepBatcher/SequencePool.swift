@@ -40,10 +40,16 @@ struct SequencePool {
     }
 
     /// Copies the cached sequence's first `min(length, limit)` cells to each of `seqs` (which hold
-    /// none); returns how many. Zero when the cached sequence was evicted meanwhile.
+    /// none); returns how many. Zero when the cached sequence was evicted meanwhile, or when a
+    /// sliding-window cache may have handed out cells the next position attends to: there a cell
+    /// that left its own sequence's window can be overwritten, and every cell before the end of a
+    /// cached text has (llama-server's `pos_min` test cannot see a cell overwritten in the middle).
+    /// So with a window, only a prompt that extends the whole cached text starts from it — a
+    /// conversation's next turn, not the same question again.
     func seed(_ seqs: some Sequence<SeqID>, from hit: (seq: SeqID, length: Int)?, limit: Int) -> Int {
-        guard let hit, cache.entries[hit.seq] != nil, let engine else { return 0 }
+        guard let hit, let entry = cache.entries[hit.seq], let engine else { return 0 }
         let n = max(0, min(hit.length, limit))
+        if engine.slidingWindow > 0, n < entry.tokens.count { return 0 }
         for s in seqs { engine.copy(hit.seq, to: s, positions: 0..<Int32(n)) }
         return n
     }

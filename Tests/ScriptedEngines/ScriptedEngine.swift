@@ -41,6 +41,7 @@ public final class ScriptedEngine: ModelEngine {
     public private(set) var kv: [SeqID: [Token]] = [:]
     public private(set) var passes: [[PassEntry]] = []
     public let contextLength: Int
+    public var slidingWindow = 0
     /// Simulated time: each pass advances `clock` by `passCost(tokens in the pass)`.
     public var clock: SimulatedClock?
     public var passCost: (Int) -> Double = { _ in 0 }

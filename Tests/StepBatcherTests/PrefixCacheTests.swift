@@ -139,6 +139,21 @@ struct PrefixCacheSchedulerTests {
         #expect(withCache.tokens == without.tokens)
     }
 
+    @Test func aSlidingWindowModelStartsOnlyFromAWholeCachedText() throws {
+        let rig = Rig()
+        rig.target.slidingWindow = 4
+        let scheduler = rig.scheduler(prefixCacheCells: 4096)
+        let first = try run(scheduler, rig.prompt, rig.config(.ar))
+        // The same question again would start inside the cached text, whose cells before its
+        // window may have been given away: a full prefill.
+        let again = try run(scheduler, rig.prompt, rig.config(.ar))
+        #expect(again.stats.cachedPromptTokens == 0 && again.tokens == first.tokens)
+        // The next turn extends the whole cached text: it starts from it.
+        let next = rig.prompt + first.tokens + rig.words.tokens("and then ? |")
+        let turn = try run(scheduler, next, rig.config(.ar))
+        #expect(turn.stats.cachedPromptTokens == rig.prompt.count + first.tokens.count - 1)
+    }
+
     @Test func cachePromptFalseNeitherReadsNorLeavesAnything() throws {
         let rig = Rig()
         let scheduler = rig.scheduler(prefixCacheCells: 4096)
