@@ -12,7 +12,7 @@ Time to first token is the wall time of an `ask` with max_tokens 1: the prefill 
 Usage: prefix-bench.py --daemon .build/release/lookaheadd [--history-tokens 2000] [--preamble-tokens 1000]
          [--lines 20] [--mode lookahead+sd] [--json out.json] [--quick]
 Models: $LOOKAHEAD_MODELS, else ${XDG_CACHE_HOME:-$HOME/.cache}/lookaheadd/models (`make models`)."""
-import argparse, json, os, shutil, socket, struct, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, signal, socket, struct, subprocess, sys, tempfile, time
 
 GSM8K = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Data", "gsm8k", "test.jsonl")
 
@@ -145,6 +145,8 @@ def main():
     if args.quick:
         args.history_tokens, args.preamble_tokens, args.lines, args.line_tokens = 300, 200, 3, 4
     items = problems()
+    # A kill takes the same way out as the end: the daemon is stopped and its directory removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("prefix-bench: terminated"))
     workdir = tempfile.mkdtemp(prefix="prefix-bench-")
     proc, sock = start(args.daemon, workdir)
     try:

@@ -55,6 +55,13 @@ public struct Vocab: @unchecked Sendable {
         return 2 * (0..<count).reduce(1) { max($0, pieceBytes(Token($1), special: true).count) }
     }
 
+    /// Whether `other` gives every token id the same bytes under the same tokenizer type: then
+    /// token ids mean the same to both models.
+    public func matches(_ other: Vocab) -> Bool {
+        guard llama_vocab_type(pointer) == llama_vocab_type(other.pointer), count == other.count else { return false }
+        return (0..<count).allSatisfy { pieceBytes(Token($0), special: true) == other.pieceBytes(Token($0), special: true) }
+    }
+
     public func piece(_ token: Token, special: Bool = false) -> String {
         String(decoding: pieceBytes(token, special: special), as: UTF8.self)
     }

@@ -68,6 +68,15 @@ public final class Engines {
         target = LlamaEngine(context: try Context(model: targetModel, params: params))
         if loadDraft {
             let model = try Model(path: config.draftPath, gpuLayers: config.gpuLayers, repack: repack)
+            // Steps cross between the models as token ids: a draft of another family would be fed
+            // ids it reads as other words, and never be accepted.
+            guard model.vocab.matches(targetModel.vocab) else {
+                throw EngineError.badConfig(key: "draft_model", reason: """
+                    \(config.draftPath) (\(model.vocab.count) tokens) does not share the vocabulary of the target \
+                    \(config.targetPath) (\(targetModel.vocab.count) tokens); drafts of another family are not supported \
+                    yet: choose a draft of the target's family (the Qwen2.5 0.5B for a Qwen2.5 target)
+                    """)
+            }
             draftModel = model
             draft = LlamaEngine(context: try Context(model: model, params: params))
         } else {

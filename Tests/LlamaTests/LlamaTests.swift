@@ -9,6 +9,12 @@ import Glibc
 struct LlamaTests {
     let prompt = "Question: Tom has 3 apples and buys 5 more. How many apples does he have?\nAnswer:"
 
+    @Test func vocabulariesMatchWithinAFamilyOnly() throws {
+        #expect(try Models.draft.vocab.matches(Models.target.vocab))
+        #expect(try Models.tiny.vocab.matches(Models.tiny.vocab))
+        #expect(try !Models.tiny.vocab.matches(Models.target.vocab))
+    }
+
     @Test func greedyGenerationIsDeterministic() throws {
         let tokens = try Models.draft.vocab.tokenize(prompt, addSpecial: true)
         let a = try greedyAlone(Models.draft, tokens, count: 24)

@@ -38,6 +38,19 @@ enum RealModels {
 
 @Suite("Lookahead on real models", .serialized)
 struct RealModelTests {
+    /// Steps cross as token ids, so a draft of another family (Gemma for Qwen) is refused at load,
+    /// naming both files, instead of running with no step ever accepted.
+    @Test func aDraftOfAnotherFamilyIsRefusedAtLoad() throws {
+        var c = EngineConfig(modelDirectory: RealModels.directory)
+        c.targetPath = try RealModels.path("target")
+        c.draftPath = try RealModels.path("tiny")
+        c.verifier = .exact
+        c.contextLength = 512
+        let error = try #require(throws: EngineError.self) { try Engines(config: c) }
+        guard case .badConfig(let key, let reason) = error else { return }
+        #expect(key == "draft_model" && reason.contains(c.draftPath) && reason.contains(c.targetPath), "\(reason)")
+    }
+
     /// Speculation always on unless `adaptive`: these tests exercise the algorithm's paths, which
     /// the adaptive governor would mostly switch off on this CPU.
     func config(_ mode: Mode, maxTokens: Int, adaptive: Bool = false) -> SessionConfig {
