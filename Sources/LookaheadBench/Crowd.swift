@@ -18,9 +18,12 @@ public struct CrowdResult: Sendable, Equatable {
     /// Target passes the tick loop ran, and how many rows they carried in all.
     public var targetPasses: Int
     public var targetPassTokens: Int
+    /// Seconds in draft, target and verify passes (decoding, reading logits, sampling): each
+    /// pass's time is charged to the sessions in it, so the sessions' charges add up to it.
+    public var passSeconds: Double
 
     public init(mode: Mode, sessions: Int, wallSeconds: Double, tokens: Int, latencies: [Double], peakLive: Int,
-                targetPasses: Int, targetPassTokens: Int) {
+                targetPasses: Int, targetPassTokens: Int, passSeconds: Double) {
         self.mode = mode
         self.sessions = sessions
         self.wallSeconds = wallSeconds
@@ -29,7 +32,11 @@ public struct CrowdResult: Sendable, Equatable {
         self.peakLive = peakLive
         self.targetPasses = targetPasses
         self.targetPassTokens = targetPassTokens
+        self.passSeconds = passSeconds
     }
+
+    /// Wall time outside the passes: planning, acceptance, admission, bookkeeping — the Swift side.
+    public var overheadShare: Double { wallSeconds > 0 ? max(0, 1 - passSeconds / wallSeconds) : 0 }
 
     public var tokensPerSecond: Double { wallSeconds > 0 ? Double(tokens) / wallSeconds : 0 }
     public var p50: Double? { percentile(latencies, 0.50) }
@@ -40,6 +47,7 @@ public struct CrowdResult: Sendable, Equatable {
          "tokens": JSONValue(tokens), "tokens_per_s": number(tokensPerSecond, 3),
          "latency_p50_s": number(p50, 3), "latency_p95_s": number(p95, 3), "peak_live": JSONValue(peakLive),
          "target_passes": JSONValue(targetPasses), "target_pass_tokens": JSONValue(targetPassTokens),
+         "pass_s": number(passSeconds, 3), "overhead_share": number(overheadShare, 4),
          "latencies_s": .array(latencies.map { number($0, 3) })]
     }
 }
@@ -82,7 +90,8 @@ public enum Crowd {
                            tokens: generations.reduce(0) { $0 + $1.stats.generatedTokens },
                            latencies: finishedAt.map { $0 - t0 }, peakLive: peak,
                            targetPasses: after.targetPasses - before.targetPasses,
-                           targetPassTokens: after.targetPassTokens - before.targetPassTokens)
+                           targetPassTokens: after.targetPassTokens - before.targetPassTokens,
+                           passSeconds: generations.reduce(0) { $0 + $1.stats.draftSeconds + $1.stats.targetSeconds + $1.stats.verifySeconds })
     }
 }
 
@@ -98,16 +107,17 @@ public struct CrowdReport: Sendable {
 
     public func table() -> String {
         var lines = ["sessions at once, packed by the scheduler; \(settings.summary)",
-                     "mode\tsessions\twall s\ttokens\ttok/s\tvs ar\tp50 s\tp95 s\tpeak live\trows/target pass"]
+                     "mode\tsessions\twall s\ttokens\ttok/s\tvs ar\tp50 s\tp95 s\tpeak live\trows/target pass\tother"]
         for r in results {
             let ar = results.first { $0.mode == .ar && $0.sessions == r.sessions }
             let ratio = ar.map { $0.tokensPerSecond > 0 ? fixed(r.tokensPerSecond / $0.tokensPerSecond, 2) + "×" : "–" } ?? "–"
             let rows = r.targetPasses > 0 ? fixed(Double(r.targetPassTokens) / Double(r.targetPasses), 1) : "–"
             lines.append([r.mode.rawValue, "\(r.sessions)", fixed(r.wallSeconds, 2), "\(r.tokens)",
                           fixed(r.tokensPerSecond, 1), ratio, r.p50.map { fixed($0, 2) } ?? "–",
-                          r.p95.map { fixed($0, 2) } ?? "–", "\(r.peakLive)", rows].joined(separator: "\t"))
+                          r.p95.map { fixed($0, 2) } ?? "–", "\(r.peakLive)", rows, percent(r.overheadShare, 1)]
+                .joined(separator: "\t"))
         }
-        return lines.joined(separator: "\n") + "\n"
+        return (lines + ["other: wall time outside the model and verifier passes (the Swift side)."]).joined(separator: "\n") + "\n"
     }
 
     public func json() -> JSONValue {

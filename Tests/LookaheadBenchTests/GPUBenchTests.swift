@@ -51,6 +51,7 @@ struct CrowdTests {
         // Four sessions decode in the passes one would have needed: rows pile up, passes do not.
         #expect(crowd.targetPasses == alone.targetPasses)
         #expect(crowd.targetPassTokens > 3 * alone.targetPassTokens)
+        #expect(crowd.passSeconds > 0 && crowd.passSeconds < crowd.wallSeconds)
     }
 
     @Test func sessionsBeyondTheRoomWaitTheirTurn() throws {
@@ -85,14 +86,15 @@ struct CrowdTests {
                                      maxTokens: 64, stepTokens: 32, fixedSteps: true, threads: 2, date: "now")
         func result(_ mode: Mode, _ seconds: Double) -> CrowdResult {
             CrowdResult(mode: mode, sessions: 8, wallSeconds: seconds, tokens: 800, latencies: [1, 2, 3],
-                        peakLive: 8, targetPasses: 10, targetPassTokens: 80)
+                        peakLive: 8, targetPasses: 10, targetPassTokens: 80, passSeconds: seconds * 0.9)
         }
         let report = CrowdReport(settings: settings, results: [result(.ar, 10), result(.lookahead, 5)])
-        #expect(report.table().contains("lookahead\t8\t5.00\t800\t160.0\t2.00×\t2.00\t3.00\t8\t8.0"))
+        #expect(report.table().contains("lookahead\t8\t5.00\t800\t160.0\t2.00×\t2.00\t3.00\t8\t8.0\t10.0 %"))
         guard case .object(let json) = report.json(), case .array(let crowds)? = json["crowds"],
               case .object(let first) = crowds[0] else { Issue.record("no crowds in \(report.json())"); return }
         #expect(first["tokens_per_s"] == .double(80))
         #expect(first["latency_p95_s"] == .double(3))
+        #expect(first["overhead_share"] == .double(0.1))
     }
 }
 
