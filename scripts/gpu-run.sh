@@ -81,6 +81,8 @@ phase verify
 missing=()
 for tool in cmake cc c++ python3 timeout sha256sum ldd; do command -v $tool >/dev/null 2>&1 || missing+=("$tool"); done
 if [ "$FLAVOUR" = cuda ]; then
+  # CUDA images install the toolkit in /usr/local/cuda without always putting it on PATH.
+  command -v nvcc >/dev/null 2>&1 || [ ! -x /usr/local/cuda/bin/nvcc ] || export PATH="/usr/local/cuda/bin:$PATH"
   command -v nvcc >/dev/null 2>&1 || missing+=("nvcc (add the CUDA toolkit's bin to PATH)")
   command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 fi
