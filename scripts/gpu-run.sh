@@ -18,6 +18,8 @@
 # Shapes: qwen2.5-7b, qwen2.5-1.5b, qwen2.5-0.5b, tiny. `--flavour cpu --target tiny --draft tiny`
 # is the dry run a CPU box can do (docs/benchmarks.md); only a GPU's numbers mean anything.
 HERE="$(cd "$(dirname "$0")" && pwd)"
+# common.sh derives the cache from $HOME, which a bare container may not set.
+export XDG_CACHE_HOME="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}"
 . "$HERE/common.sh"
 START=$(date +%s)
 
