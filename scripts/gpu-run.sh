@@ -106,7 +106,7 @@ with tarfile.open(os.path.join(here, "llama.cpp.tar.xz")) as tar:
     # The "data" filter (no links out, no devices) where this Python has it (3.12, and backports).
     tar.extractall(work, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
 PY
-CTL="$WORK/bin/lookaheadctl"
+BIN="$WORK/bin/lookaheadctl"
 
 # The GGUF writer is single-threaded Python: it runs beside the build, which takes every core.
 phase "build+models (wall)"
@@ -133,11 +133,13 @@ wait $SYNTH || { cat "$RES/synth.log"; die "writing the GGUFs failed"; }
 PREFIX=$(llama_prefix "$FLAVOUR" lib)
 ls -l "$MODELS"
 
-# Carried libraries (json-c, libsystemd, …) beside the freshly built libllama.
-export LD_LIBRARY_PATH="$PREFIX/lib:$HERE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-unresolved=$(ldd "$CTL" | grep 'not found' || true)
-[ -z "$unresolved" ] || die "$CTL needs libraries this machine lacks: $unresolved"
-"$CTL" passes --help > /dev/null || die "$CTL does not run here (its glibc? the manifest names the version it needs)"
+# The carried libraries (json-c, libsystemd, …) and the freshly built libllama, for lookaheadctl
+# alone: the machine's own tools (python's lzma, cmake) keep their own versions of liblzma and co.
+LIBS="LD_LIBRARY_PATH=$PREFIX/lib:$HERE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+CTL=(env "$LIBS" "$BIN")
+unresolved=$(env "$LIBS" ldd "$BIN" | grep 'not found' || true)
+[ -z "$unresolved" ] || die "$BIN needs libraries this machine lacks: $unresolved"
+"${CTL[@]}" passes --help > /dev/null || die "$BIN does not run here (its glibc? the manifest names the version it needs)"
 
 # Prompts do not matter to random weights; only their length does (about a GSM8K question's).
 DATA="$RES/problems.jsonl"
@@ -165,7 +167,7 @@ measure() {
     || { echo "failed or timed out: exit $?" >> "$RES/$name.txt"; tail -5 "$RES/$name.log"; }
 }
 
-measure passes 20 "$CTL" passes "${COMMON[@]}" --rows 1,2,4,8,16,32,64 --repeats 10 --json "$RES/passes.json"
+measure passes 20 "${CTL[@]}" passes "${COMMON[@]}" --rows 1,2,4,8,16,32,64 --repeats 10 --json "$RES/passes.json"
 GAMMA_STAR=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["gamma_star"] or 4)' "$RES/passes.json" 2>/dev/null || echo 4)
 GAMMAS=$(printf '%s\n' "$GAMMA_STAR" 4 | sort -un | tr '\n' ' ')
 say "γ* = $GAMMA_STAR; α sweep at γ $GAMMAS"
@@ -173,7 +175,7 @@ say "γ* = $GAMMA_STAR; α sweep at γ $GAMMAS"
 first=1
 for alpha in $ALPHAS; do
   for gamma in $GAMMAS; do
-    measure "alpha-$alpha-g$gamma" 30 "$CTL" bench "${COMMON[@]}" --data "$DATA" --limit "$PROBLEMS" \
+    measure "alpha-$alpha-g$gamma" 30 "${CTL[@]}" bench "${COMMON[@]}" --data "$DATA" --limit "$PROBLEMS" \
       --modes ar,lookahead,lookahead+sd --gamma "$gamma" --verifier "random:$alpha" --fixed-steps --no-adaptive \
       --step-tokens "$STEP_TOKENS" --max-tokens "$MAX_TOKENS" \
       --json "$RES/alpha-$alpha-g$gamma.json" --svg "$RES/alpha-$alpha-g$gamma.svg"
@@ -181,7 +183,7 @@ for alpha in $ALPHAS; do
   # The first α at both depths, then the crowd, then the other αs: the budget cuts the least wanted.
   if [ $first = 1 ]; then
     first=0
-    measure sessions 40 "$CTL" bench "${COMMON[@]}" --data "$DATA" --limit "$PROBLEMS" --modes ar,lookahead \
+    measure sessions 40 "${CTL[@]}" bench "${COMMON[@]}" --data "$DATA" --limit "$PROBLEMS" --modes ar,lookahead \
       --gamma 4 --verifier "random:$alpha" --fixed-steps --step-tokens "$STEP_TOKENS" --max-tokens "$CROWD_TOKENS" \
       --sessions "$SESSIONS" --context-length 32768 --json "$RES/sessions.json"
   fi
