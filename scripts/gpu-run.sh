@@ -168,6 +168,11 @@ measure() {
 }
 
 measure passes 20 "${CTL[@]}" passes "${COMMON[@]}" --rows 1,2,4,8,16,32,64 --repeats 10 --json "$RES/passes.json"
+# A CUDA run whose models stayed on the CPU would time the CPU: stop rather than report that as the GPU.
+if [ "$FLAVOUR" = cuda ] && [ -f "$RES/passes.json" ] && python3 -c 'import json, sys
+sys.exit(json.load(open(sys.argv[1]))["target"]["device"] != "CPU")' "$RES/passes.json"; then
+  die "the models were not offloaded to a GPU (passes.json says CPU): see passes.log in results.tar.gz"
+fi
 GAMMA_STAR=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["gamma_star"] or 4)' "$RES/passes.json" 2>/dev/null || echo 4)
 GAMMAS=$(printf '%s\n' "$GAMMA_STAR" 4 | sort -un | tr '\n' ' ')
 say "γ* = $GAMMA_STAR; α sweep at γ $GAMMAS"

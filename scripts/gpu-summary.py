@@ -40,11 +40,11 @@ def main():
     if passes:
         print("\npass cost T(n)/T(1) (%d tokens of context, median of %d)" % (passes["prefix"], passes["repeats"]))
         rows = passes["target"]["rows"]
-        print("  %-8s %9s  %s" % ("model", "T(1) ms", "  ".join("n=%-4d" % n for n in rows)))
+        print("  %-8s %-24s %9s  %s" % ("model", "device", "T(1) ms", "  ".join("n=%-4d" % n for n in rows)))
         for role in ("target", "draft"):
             curve = passes.get(role)
             if curve:
-                print("  %-8s %9s  %s" % (role, fmt(curve["seconds"][0] * 1000, 2),
+                print("  %-8s %-24s %9s  %s" % (role, curve["device"][:24], fmt(curve["seconds"][0] * 1000, 2),
                                           "  ".join("%-6s" % fmt(r, 2) for r in curve["ratio"])))
         print("  c %s, γ* = ⌈1/c⌉ = %s" % (fmt(passes["c"], 3), passes["gamma_star"]))
 

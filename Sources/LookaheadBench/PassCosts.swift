@@ -18,11 +18,14 @@ public struct PassCostCurve: Sendable, Equatable {
     }
 
     public var model: String
+    /// Where its layers ran (`Model.device`): a GPU run whose offload failed shows "CPU" here.
+    public var device: String
     /// Ascending by rows.
     public var points: [Point]
 
-    public init(model: String, points: [Point]) {
+    public init(model: String, device: String, points: [Point]) {
         self.model = model
+        self.device = device
         self.points = points.sorted { $0.rows < $1.rows }
     }
 
@@ -35,7 +38,7 @@ public struct PassCostCurve: Sendable, Equatable {
     }
 
     var json: JSONValue {
-        ["model": .string(model),
+        ["model": .string(model), "device": .string(device),
          "rows": .array(points.map { JSONValue($0.rows) }),
          "seconds": .array(points.map { number($0.seconds, 6) }),
          "ratio": .array(points.map { number(ratio(rows: $0.rows), 3) })]
@@ -69,10 +72,10 @@ public struct PassCostReport: Sendable, Equatable {
         let rows = target.points.map(\.rows)
         let curves = [("target", target)] + (draft.map { [("draft", $0)] } ?? [])
         var lines = ["pass cost T(n)/T(1), \(prefix) tokens of context, median of \(repeats)",
-                     (["model", "T(1) ms"] + rows.map { "n=\($0)" }).joined(separator: "\t")]
+                     (["model", "device", "T(1) ms"] + rows.map { "n=\($0)" }).joined(separator: "\t")]
         for (role, curve) in curves {
             let one = curve.seconds(rows: 1).map { fixed($0 * 1000, 2) } ?? "–"
-            lines.append(([role, one] + rows.map { n in curve.ratio(rows: n).map { fixed($0, 2) } ?? "–" })
+            lines.append(([role, curve.device, one] + rows.map { n in curve.ratio(rows: n).map { fixed($0, 2) } ?? "–" })
                 .joined(separator: "\t"))
         }
         if let c, let gammaStar { lines.append("c \(fixed(c, 3)) (draft token / target token), γ* = ⌈1/c⌉ = \(gammaStar)") }
@@ -121,7 +124,7 @@ public enum PassCostProbe {
             points.append(.init(rows: n, seconds: median(times)))
         }
         context.clear()
-        return PassCostCurve(model: context.model.summary, points: points)
+        return PassCostCurve(model: context.model.summary, device: context.model.device, points: points)
     }
 }
 

@@ -101,8 +101,8 @@ struct CrowdTests {
 @Suite("Pass costs", .serialized)
 struct PassCostTests {
     @Test func ratiosAreOverTheOneRowPassAndCGivesGammaStar() {
-        let target = PassCostCurve(model: "t", points: [.init(rows: 4, seconds: 0.012), .init(rows: 1, seconds: 0.010)])
-        let draft = PassCostCurve(model: "d", points: [.init(rows: 1, seconds: 0.0009)])
+        let target = PassCostCurve(model: "t", device: "CPU", points: [.init(rows: 4, seconds: 0.012), .init(rows: 1, seconds: 0.010)])
+        let draft = PassCostCurve(model: "d", device: "CPU", points: [.init(rows: 1, seconds: 0.0009)])
         let report = PassCostReport(target: target, draft: draft, prefix: 128, repeats: 10)
         #expect(target.points.map(\.rows) == [1, 4])
         #expect(abs(target.ratio(rows: 4)! - 1.2) < 1e-9)
@@ -122,6 +122,7 @@ struct PassCostTests {
         let curve = try PassCostProbe.measure(context, rows: [1, 2, 8], prefix: 32, repeats: 2)
         #expect(curve.points.map(\.rows) == [1, 2, 8])
         #expect(curve.points.allSatisfy { $0.seconds > 0 })
+        #expect(curve.device == model.device)
         #expect(context.positions(of: 0) == nil)
     }
 }
