@@ -141,9 +141,11 @@ unresolved=$(env "$LIBS" ldd "$BIN" | grep 'not found' || true)
 [ -z "$unresolved" ] || die "$BIN needs libraries this machine lacks: $unresolved"
 "${CTL[@]}" passes --help > /dev/null || die "$BIN does not run here (its glibc? the manifest names the version it needs)"
 
-# Prompts do not matter to random weights; only their length does (about a GSM8K question's).
+# Prompts do not matter to random weights; only their length does (about a GSM8K question's). One
+# per session of the largest crowd, so no two sessions share a prompt (nor a prompt cache's cells).
+CROWD_MAX=$(tr ',' '\n' <<< "$SESSIONS" | sort -n | tail -1)
 DATA="$RES/problems.jsonl"
-python3 - "$DATA" "$PROBLEMS" <<'PY'
+python3 - "$DATA" $((PROBLEMS > CROWD_MAX ? PROBLEMS : CROWD_MAX)) <<'PY'
 import json, sys
 with open(sys.argv[1], "w") as f:
     for i in range(max(int(sys.argv[2]), 1)):
@@ -188,7 +190,7 @@ for alpha in $ALPHAS; do
   # The first α at both depths, then the crowd, then the other αs: the budget cuts the least wanted.
   if [ $first = 1 ]; then
     first=0
-    measure sessions 40 "${CTL[@]}" bench "${COMMON[@]}" --data "$DATA" --limit "$PROBLEMS" --modes ar,lookahead \
+    measure sessions 40 "${CTL[@]}" bench "${COMMON[@]}" --data "$DATA" --limit "$CROWD_MAX" --modes ar,lookahead \
       --gamma 4 --verifier "random:$alpha" --fixed-steps --step-tokens "$STEP_TOKENS" --max-tokens "$CROWD_TOKENS" \
       --sessions "$SESSIONS" --context-length 32768 --json "$RES/sessions.json"
   fi
