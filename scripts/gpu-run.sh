@@ -86,7 +86,9 @@ if [ "$FLAVOUR" = cuda ]; then
   # CUDA images install the toolkit in /usr/local/cuda without always putting it on PATH.
   command -v nvcc >/dev/null 2>&1 || [ ! -x /usr/local/cuda/bin/nvcc ] || export PATH="/usr/local/cuda/bin:$PATH"
   command -v nvcc >/dev/null 2>&1 || missing+=("nvcc (add the CUDA toolkit's bin to PATH)")
-  command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || say "nvidia-smi failed: is a GPU visible?"
+  fi
 fi
 python3 -c 'import numpy' 2>/dev/null || missing+=("python3 numpy")
 [ ${#missing[@]} -eq 0 ] || die "missing: $(printf '%s; ' "${missing[@]}")"
@@ -118,7 +120,7 @@ mkdir -p "$MODELS"
     [ -f "$MODELS/$name.gguf" ] && continue
     t0=$(date +%s)
     python3 "$HERE/synth-gguf.py" --shape "$shape" --seed "$seed" --gguf-py "$WORK/llama.cpp/gguf-py" \
-      --out "$MODELS/$name.gguf.partial" 2>/dev/null
+      --out "$MODELS/$name.gguf.partial"
     mv "$MODELS/$name.gguf.partial" "$MODELS/$name.gguf"
     printf 'write %s.gguf (%s)\t%s\n' "$name" "$shape" $(($(date +%s) - t0)) >> "$RES/phases.tsv"
   done
