@@ -38,7 +38,7 @@ let package = Package(
             "Lookahead", "Llama", .product(name: "Logging", package: "swift-log"), .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
         .target(name: "DaemonConfig", dependencies: ["Lookahead", "StepBatcher", "LookaheadProtocol"]),
-        .target(name: "LookaheadBench", dependencies: ["Lookahead", "StepBatcher", "LookaheadProtocol"]),
+        .target(name: "LookaheadBench", dependencies: ["Llama", "Lookahead", "StepBatcher", "LookaheadProtocol"]),
         .target(
             name: "LookaheadDaemon",
             dependencies: [
@@ -94,7 +94,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "LookaheadBenchTests", dependencies: ["LookaheadBench", "Lookahead", "LookaheadProtocol"]),
+        .testTarget(name: "LookaheadBenchTests", dependencies: ["LookaheadBench", "Lookahead", "LookaheadProtocol", "StepBatcher", "Llama", "ScriptedEngines", "TestSupport"]),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "LookaheadProtocol", "OpenAIProtocol", "TestSupport"]),
         // Batch jobs end to end: the built lookaheadd and lookaheadctl, on real models.
         .testTarget(name: "DaemonJobsTests", dependencies: ["TestSupport", "LookaheadProtocol", "LookaheadDaemon", "lookaheadd", "lookaheadctl"]),

@@ -14,8 +14,13 @@ MODELS_DIR="$CACHE_ROOT/models"
 # The real Python clients the HTTP check talks through (scripts/pyclients.sh).
 PYCLIENT_PINS="openai==3.63.0 prometheus_client==0.26.0"
 
-# llama_prefix [cpu|cuda] → the install prefix for that flavour of the pinned llama.cpp.
-llama_prefix() { echo "$CACHE_ROOT/llama.cpp-$LLAMA_CPP_COMMIT-$LLAMA_BUILD_REV-${1:-cpu}"; }
+# llama_prefix [cpu|cuda] [lib] → the install prefix for that flavour of the pinned llama.cpp; `lib`
+# for a build of the library alone (no peer tools), which CUDA builds always are.
+llama_prefix() {
+  local suffix=""
+  [ "${2:-}" = lib ] && [ "${1:-cpu}" != cuda ] && suffix=-lib
+  echo "$CACHE_ROOT/llama.cpp-$LLAMA_CPP_COMMIT-$LLAMA_BUILD_REV-${1:-cpu}$suffix"
+}
 
 say()  { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 die()  { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -45,4 +50,18 @@ unpack_sdist() {
   say "unpacking $SDIST"
   tar -xzf "$SDIST" -C "$dir" --strip-components=1
   touch "$dir/.unpacked"
+}
+
+# patch_llama_src DIR: the one-line patch our builds carry. It lets GGML_CPU_USE_REF=1 select
+# ggml-cpu's reference paths (upstream has the switch, ggml_backend_cpu_set_use_ref, but llama.h
+# gives no way to reach a context's CPU backend). Without it, flash attention takes a split-KV path
+# for single-token batches and a tiled path for ≥64-token batches, so a sequence's logits depend on
+# what else is in its batch; lossless speculation (and answers that do not depend on load) need the
+# same arithmetic for every batch shape. Idempotent.
+patch_llama_src() {
+  local cpu_cpp="$1/ggml/src/ggml-cpu/ggml-cpu.cpp"
+  grep -q GGML_CPU_USE_REF "$cpu_cpp" && return
+  grep -q '    ctx->use_ref             = false;' "$cpu_cpp" || die "$cpu_cpp: patch target line not found (llama.cpp changed?)"
+  sed -i 's|    ctx->use_ref             = false;|    ctx->use_ref             = getenv("GGML_CPU_USE_REF") != NULL \&\& getenv("GGML_CPU_USE_REF")[0] == '"'"'1'"'"';|' "$cpu_cpp"
+  grep -q GGML_CPU_USE_REF "$cpu_cpp" || die "$cpu_cpp: patch did not apply"
 }

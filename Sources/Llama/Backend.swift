@@ -52,6 +52,20 @@ public enum LlamaBackend {
     /// Idempotent; every loader calls it, so callers never need to.
     public static func initialise() { _ = initialised }
 
+    /// The GPU llama.cpp offloads to first, as "CUDA0 (NVIDIA H200)"; nil when this build of
+    /// llama.cpp has no GPU backend or the machine no GPU it can use.
+    public static var gpu: String? {
+        initialise()
+        guard llama_supports_gpu_offload() else { return nil }
+        for i in 0..<ggml_backend_dev_count() {
+            let device = ggml_backend_dev_get(i)
+            if ggml_backend_dev_type(device) == GGML_BACKEND_DEVICE_TYPE_GPU {
+                return "\(String(cString: ggml_backend_dev_name(device))) (\(String(cString: ggml_backend_dev_description(device))))"
+            }
+        }
+        return nil
+    }
+
     /// llama.cpp's own lines: errors and warnings as such, the rest (model loading, every tensor) debug.
     fileprivate static let log = Logger(label: "llama.cpp")
 }

@@ -9,15 +9,17 @@ public final class Model: @unchecked Sendable {
     let pointer: OpaquePointer
     public let path: String
     public let vocab: Vocab
+    /// Where its layers are: `LlamaBackend.gpu` when any were offloaded, else "CPU".
+    public let device: String
 
-    /// Loads `path`, offloading `gpuLayers` layers where a GPU backend exists (ignored on CPU builds).
+    /// Loads `path`, offloading `gpuLayers` layers (-1: all) where a GPU backend exists (ignored on CPU builds).
     /// Checks existence and the GGUF magic first, so the common mistakes get a precise error.
     /// `repack`: let the CPU backend repack weights into its interleaved layouts. Off by default:
     /// repacked weights send a batch's rows through other kernels than a single row, so a sequence
     /// decoded beside others stopped giving the same greedy tokens as alone (measured here; with
     /// repack off and flash attention on it does). Single-token decoding is as fast without it, but
     /// small multi-token passes are not: 4 tokens cost ≈ 1.7× one token repacked, ≈ 2.1× not.
-    public init(path: String, gpuLayers: Int32 = 0, repack: Bool = false) throws {
+    public init(path: String, gpuLayers: Int32 = -1, repack: Bool = false) throws {
         LlamaBackend.initialise()
         try Model.checkFile(path)
         var params = llama_model_default_params()
@@ -29,6 +31,7 @@ public final class Model: @unchecked Sendable {
         pointer = model
         self.path = path
         vocab = Vocab(llama_model_get_vocab(model)!)
+        device = gpuLayers != 0 ? LlamaBackend.gpu ?? "CPU" : "CPU"
     }
 
     deinit { llama_model_free(pointer) }

@@ -39,7 +39,7 @@ public final class Methods: Sendable {
         self.jobs = jobs
         self.asks = asks
         self.connections = connections ?? ConnectionGate(limits: config.connectionLimits)
-        backend = config.gpuLayers != 0 ? "gpu" : "cpu"
+        backend = config.gpuLayers != 0 && LlamaBackend.gpu != nil ? "gpu" : "cpu"
     }
 
     /// The name a model is served under: its GGUF `general.name`, else llama.cpp's summary. The
@@ -61,7 +61,7 @@ public final class Methods: Sendable {
                 "description": .string(m.summary), "path": .string(m.path), "bytes": .int(size),
                 "arch": .string(m.metadata("general.architecture") ?? "unknown"),
                 "parameters": .int(Int64(m.parameterCount)), "context_length": .int(Int64(m.trainedContext)),
-                "chat_template": .bool(m.chatTemplate != nil),
+                "chat_template": .bool(m.chatTemplate != nil), "device": .string(m.device),
             ])
         }
         var list = [entry("target", engines.targetModel)]

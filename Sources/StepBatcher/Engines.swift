@@ -14,7 +14,8 @@ public struct EngineConfig: Sendable, Equatable {
     public var numericGuard = true
     /// The most threads a pass may use (the thread governor may use fewer).
     public var threads = 2
-    public var gpuLayers: Int32 = 0
+    /// Layers offloaded to the GPU, -1 all: a build of llama.cpp without a GPU backend offloads none.
+    public var gpuLayers: Int32 = -1
     public var contextLength = 8192
     public var batchSize = 512
     /// Sequence ids per context: sessions × (1 + γ·W) must fit (at most `maxSequences`).

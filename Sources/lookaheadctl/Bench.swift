@@ -41,8 +41,14 @@ struct Bench: ParsableCommand {
           help: "Compare every mode's tokens with ar's on each problem and fail on any difference (needs --batch-invariant, --verifier exact and ar among the modes).")
     var checkLossless = false
     @Option(help: "Engine threads.") var threads: Int = EngineConfig().threads
-    @Option(name: .customLong("gpu-layers"), help: "Layers offloaded to the GPU (a CUDA build of llama.cpp; 0 = CPU only).")
-    var gpuLayers: Int32 = 0
+    @Option(name: .customLong("gpu-layers"), help: "Layers offloaded to the GPU, -1 all (a CUDA build of llama.cpp; 0 = CPU only).")
+    var gpuLayers: Int32 = EngineConfig().gpuLayers
+    @Option(help: ArgumentHelp(
+        "Comma-separated session counts (e.g. 1,8,32): run that many problems at once through one scheduler, each mode in turn, instead of one at a time.",
+        discussion: "Reports aggregate tokens/s and per-session latency p50/p95 (arrival to result); problems repeat when fewer than the count."))
+    var sessions: String?
+    @Option(name: .customLong("context-length"), help: "KV cells per context, shared by all sessions (--sessions needs room for each).")
+    var contextLength: Int = EngineConfig().contextLength
     @Option(name: .customLong("models"),
             help: "Directory with target.gguf, draft.gguf, embed.gguf (default \(EngineConfig.defaultModelDirectory)).",
             completion: .directory)
@@ -56,8 +62,16 @@ struct Bench: ParsableCommand {
         guard limit > 0 else { throw ValidationError("--limit must be positive") }
         guard offset >= 0 else { throw ValidationError("--offset must not be negative") }
         guard threads > 0 else { throw ValidationError("--threads must be positive") }
-        guard gpuLayers >= 0 else { throw ValidationError("--gpu-layers must not be negative") }
+        guard gpuLayers >= -1 else { throw ValidationError("--gpu-layers must be -1 (all) or more") }
+        guard contextLength > 0 else { throw ValidationError("--context-length must be positive") }
         let configs = try sessionConfigs()
+        if let counts = try sessionCounts() {
+            guard svgPath == nil, !checkLossless else { throw ValidationError("--sessions takes neither --svg nor --check-lossless") }
+            let each = configs.map(\.targetSequences).max() ?? 1, limit = Context.maxSequences(batchInvariant: batchInvariant)
+            guard counts.max()! * each <= limit else {
+                throw ValidationError("--sessions \(counts.max()!) × \(each) sequences a session needs more than the \(limit) sequence ids llama.cpp has")
+            }
+        }
         let spec = try verifierSpec()
         if checkLossless {
             // Elsewhere the modes may split from ar by design: the kernels, or the verifier accepting other text.
@@ -87,11 +101,17 @@ struct Bench: ParsableCommand {
         engineConfig.threads = threads
         engineConfig.batchInvariant = batchInvariant
         engineConfig.gpuLayers = gpuLayers
-        engineConfig.sequences = configs.map(\.targetSequences).max() ?? 1
+        let counts = try sessionCounts()
+        engineConfig.sequences = configs.map(\.targetSequences).max()! * (counts?.max() ?? 1)
+        engineConfig.contextLength = contextLength
         FileHandle.standardError.write("loading models from \(directory) …\n")
         let engines: Engines
         do { engines = try Engines(config: engineConfig, loadDraft: usesDraft) } catch { throw CLIError("\(error)") }
 
+        if let counts {
+            try runCrowds(engines: engines, configs: configs, problems: problems, counts: counts, data: data)
+            return
+        }
         // The first pass of each mode pages in the mapped weights and sizes compute buffers: not timed.
         for var config in configs {
             config.maxTokens = 8
@@ -115,12 +135,49 @@ struct Bench: ParsableCommand {
 
         let report = BenchReport(settings: settings(configs, data: data), records: records, costs: engines.scheduler.costs)
         FileHandle.standardOutput.write(report.table())
-        if let jsonPath { try write("\(report.json())\n", to: jsonPath) }
-        if let svgPath { try write(report.chart().svg(), to: svgPath) }
+        if let jsonPath { try Bench.write("\(report.json())\n", to: jsonPath) }
+        if let svgPath { try Bench.write(report.chart().svg(), to: svgPath) }
         if checkLossless {
             FileHandle.standardOutput.write(lossless.report)
             if !lossless.splits.isEmpty { throw ExitCode.failure }
         }
+    }
+
+    /// Each count in turn, every mode at that count (their order rotating), on one scheduler, so
+    /// the adaptive layer's pass costs carry from run to run as they do in the daemon.
+    private func runCrowds(engines: Engines, configs: [SessionConfig], problems: [Problem], counts: [Int], data: String) throws {
+        let scheduler = engines.makeScheduler(limits: BatcherLimits(maxSessions: counts.max()!, maxBatchSessions: 0))
+        let prompts = try problems.map { try engines.promptTokens(.text($0.prompt)) }
+        for var config in configs {
+            config.maxTokens = 8
+            _ = try Crowd.run(scheduler, prompts: [prompts[0]], config: config)
+        }
+        var results: [CrowdResult] = []
+        for (i, count) in counts.enumerated() {
+            let crowd = (0..<count).map { prompts[$0 % prompts.count] }
+            for k in configs.indices {
+                let config = configs[(i + k) % configs.count]
+                let result: CrowdResult
+                do { result = try Crowd.run(scheduler, prompts: crowd, config: config) } catch { throw CLIError("\(count) sessions, \(config.mode.rawValue): \(error)") }
+                results.append(result)
+                FileHandle.standardError.write("\(config.mode.rawValue) × \(count): \(result.tokens) tok in \(String(format: "%.1f", result.wallSeconds)) s\n")
+            }
+        }
+        let order = { (mode: Mode) in configs.firstIndex { $0.mode == mode }! }
+        results.sort { ($0.sessions, order($0.mode)) < ($1.sessions, order($1.mode)) }
+        let report = CrowdReport(settings: settings(configs, data: data), results: results)
+        FileHandle.standardOutput.write(report.table())
+        if let jsonPath { try Bench.write("\(report.json())\n", to: jsonPath) }
+    }
+
+    /// `--sessions` as counts; nil without it.
+    private func sessionCounts() throws -> [Int]? {
+        guard let sessions else { return nil }
+        let counts = sessions.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw ValidationError("--sessions: '\(sessions)' is not a comma-separated list of positive counts")
+        }
+        return counts.map { $0! }
     }
 
     private func sessionConfigs() throws -> [SessionConfig] {
@@ -165,7 +222,8 @@ struct Bench: ParsableCommand {
                       batchInvariant: batchInvariant)
     }
 
-    private func write(_ text: String, to path: String) throws {
+    /// A report file, whole; says where it went on standard error.
+    static func write(_ text: String, to path: String) throws {
         guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
             throw CLIError("cannot write \(path)")
         }

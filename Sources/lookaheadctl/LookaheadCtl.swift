@@ -13,7 +13,7 @@ struct LookaheadCtl: ParsableCommand {
             Exit status:
             \(ExitStatus.table)
             """,
-        subcommands: [Ask.self, Bench.self, Batch.self, Status.self, Models.self, Metrics.self, Version.self])
+        subcommands: [Ask.self, Bench.self, Passes.self, Batch.self, Status.self, Models.self, Metrics.self, Version.self])
 
     @OptionGroup var connection: ConnectionOptions
 }

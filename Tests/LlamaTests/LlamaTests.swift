@@ -291,6 +291,13 @@ struct LlamaTests {
         #expect(e.description.contains(notGGUF))
     }
 
+    /// Every layer by default: on the GPU when this llama.cpp has a GPU backend, else all on the CPU.
+    @Test func modelDeviceIsTheGPUWhenThereIsOne() throws {
+        let tiny = try Models.tiny
+        #expect(tiny.device == (LlamaBackend.gpu ?? "CPU"))
+        #expect(try Model(path: tiny.path, gpuLayers: 0).device == "CPU")
+    }
+
     @Test func samplerIsSeededAndRespectsTopK() throws {
         var logits = [Float](repeating: -10, count: 100)
         for i in 0..<10 { logits[i] = Float(10 - i) }

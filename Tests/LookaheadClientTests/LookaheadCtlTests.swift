@@ -214,6 +214,19 @@ import TestSupport
         #expect(run.stderr.contains("--threads needs --local"))
     }
 
+    /// The GPU run's options are refused before any model loads, naming the option.
+    @Test func benchCrowdAndPassOptionsAreCheckedUpFront() throws {
+        for (args, message) in [(["bench", "--sessions", "1,0"], "--sessions: '1,0' is not a comma-separated list"),
+                                (["bench", "--sessions", "8", "--svg", "x.svg"], "--sessions takes neither --svg"),
+                                (["bench", "--sessions", "64", "--modes", "lookahead"], "more than the 256 sequence ids"),
+                                (["passes", "--rows", "2,4"], "--rows: '2,4' is not a comma-separated list of positive counts including 1"),
+                                (["passes", "--gpu-layers=-2"], "--gpu-layers must be -1 (all) or more")] {
+            let run = try lookaheadctl(args)
+            #expect(run.exitCode == 2, "\(args)")
+            #expect(run.stderr.contains(message), "\(args): \(run.stderr)")
+        }
+    }
+
     @Test func helpDocumentsExitStatusesAndCompletionsWork() throws {
         let help = try lookaheadctl(["--help"])
         #expect(help.exitCode == 0)

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import Llama
+import LookaheadBench
+import StepBatcher
+
+struct Passes: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time one pass of n rows, target and draft: T(n)/T(1), c and γ* = ⌈1/c⌉.",
+        discussion: """
+            Loads target.gguf and draft.gguf from --models, decodes a --prefix-token context, then times \
+            passes of each row count (all rows with logits, read back), --repeats times after one untimed \
+            pass, and reports the medians. See docs/benchmarks.md.
+            """)
+
+    @Option(help: "Comma-separated row counts.") var rows: String = "1,2,4,8,16,32,64"
+    @Option(help: "Tokens of context before the timed rows.") var prefix: Int = 128
+    @Option(help: "Timed passes per row count (the median is reported).") var repeats: Int = 10
+    @Option(help: "Engine threads.") var threads: Int = EngineConfig().threads
+    @Option(name: .customLong("gpu-layers"), help: "Layers offloaded to the GPU, -1 all (a CUDA build of llama.cpp; 0 = CPU only).")
+    var gpuLayers: Int32 = EngineConfig().gpuLayers
+    @Flag(name: .customLong("no-draft"), help: "Time the target only.") var noDraft = false
+    @Option(name: .customLong("models"), help: "Directory with target.gguf and draft.gguf (default \(EngineConfig.defaultModelDirectory)).",
+            completion: .directory)
+    var modelDirectory: String?
+    @Option(name: .customLong("json"), help: "Write the report as JSON here.", completion: .file())
+    var jsonPath: String?
+
+    func validate() throws {
+        _ = try rowCounts()
+        guard prefix > 0 else { throw ValidationError("--prefix must be positive") }
+        guard repeats > 0 else { throw ValidationError("--repeats must be positive") }
+        guard threads > 0 else { throw ValidationError("--threads must be positive") }
+        guard gpuLayers >= -1 else { throw ValidationError("--gpu-layers must be -1 (all) or more") }
+    }
+
+    private func rowCounts() throws -> [Int] {
+        let counts = rows.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) > 0 }), counts.contains(1) else {
+            throw ValidationError("--rows: '\(rows)' is not a comma-separated list of positive counts including 1")
+        }
+        return counts.map { $0! }
+    }
+
+    func run() throws {
+        ThreadWaitPolicy.ensureInEnvironment()
+        let counts = try rowCounts()
+        let config = EngineConfig(modelDirectory: modelDirectory ?? EngineConfig.defaultModelDirectory)
+        // Speed as the engine decodes by default: repacked weights, llama.cpp's F16 cache.
+        let params = ContextParams(contextLength: prefix + counts.max()!, batchSize: max(prefix, counts.max()!),
+                                   sequences: 1, threads: threads, batchInvariant: false)
+        func curve(_ path: String) throws -> PassCostCurve {
+            FileHandle.standardError.write("timing \(path) …\n")
+            do {
+                let model = try Model(path: path, gpuLayers: gpuLayers, repack: true)
+                return try PassCostProbe.measure(try Context(model: model, params: params), rows: counts, prefix: prefix, repeats: repeats)
+            } catch { throw CLIError("\(path): \(error)") }
+        }
+        let report = PassCostReport(target: try curve(config.targetPath), draft: noDraft ? nil : try curve(config.draftPath),
+                                    prefix: prefix, repeats: repeats)
+        FileHandle.standardOutput.write(report.table())
+        if let jsonPath { try Bench.write("\(report.json())\n", to: jsonPath) }
+    }
+}
