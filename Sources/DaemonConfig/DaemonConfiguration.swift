@@ -59,6 +59,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var maxTokensLimit = 4096
     public var draftTokensPerTick = Self.session.draftTokensPerTick
     public var proposalTokens = Self.session.proposalTokens
+    public var prefillChunkTokens = Self.session.prefillChunk
     public var stepTokens = Self.session.rules.maxTokens
     public var stepDelimiter = Self.session.rules.delimiter
 
@@ -168,6 +169,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         config.maxTokens = defaultMaxTokens
         config.draftTokensPerTick = draftTokensPerTick
         config.proposalTokens = proposalTokens
+        config.prefillChunk = prefillChunkTokens
         config.rules.maxTokens = stepTokens
         config.rules.delimiter = stepDelimiter
         return config

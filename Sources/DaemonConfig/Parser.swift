@@ -305,6 +305,7 @@ extension DaemonConfiguration {
         Setting("max_tokens_limit") { c, v throws(Invalid) in c.maxTokensLimit = try v.integer(1...Int.max) },
         Setting("draft_tokens_per_tick") { c, v throws(Invalid) in c.draftTokensPerTick = try v.integer(1...16) },
         Setting("proposal_tokens") { c, v throws(Invalid) in c.proposalTokens = try v.integer(0...32) },
+        Setting("prefill_chunk_tokens") { c, v throws(Invalid) in c.prefillChunkTokens = try v.integer(1...Int(Int32.max)) },
         Setting("step_tokens") { c, v throws(Invalid) in c.stepTokens = try v.integer(1...Int.max) },
         Setting("step_delimiter") { c, v throws(Invalid) in c.stepDelimiter = try v.stepDelimiter() },
 

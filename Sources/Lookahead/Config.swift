@@ -27,6 +27,9 @@ public struct SessionConfig: Sendable, Equatable {
     /// the target; one draft token per target token never gets ahead (c < 1 means the draft can
     /// afford more). ⌈1/c⌉ keeps pace with the target.
     public var draftTokensPerTick: Int = 2
+    /// Prompt tokens a session puts in one pass while it prefills: a long prompt takes several
+    /// passes, and the other sessions keep decoding in each of them (chunked prefill).
+    public var prefillChunk: Int = 256
     /// Tokens a token-level proposer may put in one target pass for one branch (k).
     public var proposalTokens: Int = 4
     /// n-gram prompt lookup: longest and shortest suffix matched (the paper: 1 on GSM8K). The
@@ -66,6 +69,7 @@ public struct SessionConfig: Sendable, Equatable {
         guard !rules.delimiter.isEmpty else { throw bad("step_delimiter", "must not be empty") }
         guard (1...16).contains(draftTokensPerTick) else { throw bad("draft_tokens_per_tick", "must be 1...16") }
         guard (0...32).contains(proposalTokens) else { throw bad("proposal_tokens", "must be 0...32") }
+        guard prefillChunk > 0 else { throw bad("prefill_chunk", "must be positive, got \(prefillChunk)") }
         guard sampling.temperature >= 0, sampling.topP > 0, sampling.topP <= 1 else {
             throw bad("temperature/top_p", "temperature ≥ 0 and 0 < top_p ≤ 1 required")
         }

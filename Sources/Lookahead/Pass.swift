@@ -41,8 +41,26 @@ struct Track: Sendable {
     /// it shared, so no child can share from it).
     var firstEntry = -1
     var kvBeforePass = 0
+    /// Tokens the last pass fed as a chunk of a long prefill (no distribution asked).
+    var chunk = 0
 
     var pending: Int { text.count - kv }
+
+    /// When more than `limit` tokens are pending (a long prompt), feeds the next `limit` of them and
+    /// asks for no distribution: the prompt enters the cache over several passes, each shared with
+    /// the other sessions' tokens, instead of holding them all for one long pass. False (nothing
+    /// fed) when the rest fits one pass; `settleChunk` after a pass that took a chunk.
+    mutating func feedChunk(into pass: inout PassBuilder, limit: Int) -> Bool {
+        guard pending > limit else { return false }
+        for p in kv..<kv + limit { _ = pass.add(text[p], position: p, sequence: seq, output: nil) }
+        chunk = limit
+        return true
+    }
+
+    mutating func settleChunk() {
+        kv += chunk
+        chunk = 0
+    }
 
     /// Adds the pending tokens (and proposals) to `pass`, asking for a distribution at the last
     /// text token and after each proposal. Positions below `sharedUntil` that `parent` fed in this

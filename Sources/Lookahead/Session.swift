@@ -133,8 +133,11 @@ public final class LookaheadSession {
     /// Adds this session's next draft token(s) to draft pass number `round` of this tick.
     public func planDraft(into pass: inout PassBuilder, round: Int = 0, costs: EngineCosts = EngineCosts()) {
         self.costs = costs
-        guard drafts, round < config.draftTokensPerTick else { return }
+        // While the target still prefills, a finished draft step would open a branch on a prompt
+        // not yet in the target's cache: the draft waits for the last chunk.
+        guard drafts, round < config.draftTokensPerTick, root.track.pending <= config.prefillChunk else { return }
         for w in draftTracks.indices where !drafting[w].isDone {
+            if draftTracks[w].feedChunk(into: &pass, limit: config.prefillChunk) { continue }
             draftTracks[w].feed(into: &pass, output: config.sampling)
         }
     }
@@ -142,6 +145,10 @@ public final class LookaheadSession {
     public func absorbDraft(_ outputs: [TokenDistribution?]) {
         guard let draft else { return }
         var fed = false
+        for w in draftTracks.indices where draftTracks[w].chunk > 0 {
+            draftTracks[w].settleChunk()
+            fed = true
+        }
         for w in draftTracks.indices where draftTracks[w].firstRow >= 0 {
             fed = true
             guard let dist = outputs[draftTracks[w].firstRow] else { continue }
@@ -215,6 +222,7 @@ public final class LookaheadSession {
     public func planTarget(into pass: inout PassBuilder, costs: EngineCosts = EngineCosts()) {
         self.costs = costs
         guard !isFinished else { return }
+        if root.track.feedChunk(into: &pass, limit: config.prefillChunk) { return }
         for branch in liveBranches {
             let (proposals, source) = propose(for: branch)
             let parentTrack = branch.parent.map(\.track)
@@ -232,7 +240,8 @@ public final class LookaheadSession {
     }
 
     public func absorbTarget(_ outputs: [TokenDistribution?]) {
-        var fed = false
+        var fed = root.track.chunk > 0
+        root.track.settleChunk()
         for branch in [root] + chain.flatMap({ $0.compactMap(\.branch) }) where branch.track.firstRow >= 0 {
             fed = true
             let proposals = branch.track.proposals

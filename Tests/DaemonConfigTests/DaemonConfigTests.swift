@@ -118,6 +118,8 @@ private func defaults(_ change: (inout DaemonConfiguration) -> Void) -> DaemonCo
              bad: "0", reason: "must be 1...16, got 0"),
         Case(key: "proposal_tokens", good: "0", expected: { $0.proposalTokens = 0 },
              bad: "33", reason: "must be 0...32, got 33"),
+        Case(key: "prefill_chunk_tokens", good: "64", expected: { $0.prefillChunkTokens = 64 },
+             bad: "0", reason: "must be 1...2147483647, got 0"),
         Case(key: "step_tokens", good: "64", expected: { $0.stepTokens = 64 },
              bad: "0", reason: "must be at least 1, got 0"),
         Case(key: "step_delimiter", good: "\"\\n\"", expected: { $0.stepDelimiter = "\n" },
@@ -403,6 +405,7 @@ private func defaults(_ change: (inout DaemonConfiguration) -> Void) -> DaemonCo
             default_max_tokens = 300
             draft_tokens_per_tick = 3
             proposal_tokens = 8
+            prefill_chunk_tokens = 128
             step_tokens = 50
             step_delimiter = "\\n"
             """).sessionDefaults()
@@ -412,6 +415,7 @@ private func defaults(_ change: (inout DaemonConfiguration) -> Void) -> DaemonCo
         expected.maxTokens = 300
         expected.draftTokensPerTick = 3
         expected.proposalTokens = 8
+        expected.prefillChunk = 128
         expected.rules.maxTokens = 50
         expected.rules.delimiter = "\n"
         #expect(session == expected)

@@ -86,6 +86,21 @@ struct RealModelTests {
         #expect(accepted > 0, "no draft step was ever accepted")
     }
 
+    /// A prompt prefilled in chunks of 8 tokens, in passes of their own, ends in the same cells as
+    /// one prefilled whole: batch-invariant kernels give every row the same arithmetic.
+    @Test func aChunkedPrefillWritesTheSameTokens() throws {
+        let engines = try RealModels.exact
+        let prompt = try engines.promptTokens(.text(GSM8K.prompt(GSM8K.problem(3))))
+        var whole = config(.lookahead, maxTokens: 24)
+        whole.prefillChunk = prompt.count
+        var chunked = whole
+        chunked.prefillChunk = 8
+        let a = try engines.generate(prompt: prompt, config: whole)
+        let b = try engines.generate(prompt: prompt, config: chunked)
+        #expect(prompt.count > 24 && b.stats.targetPasses >= a.stats.targetPasses + prompt.count / 8 - 1, "\(prompt.count) tokens")
+        #expect(a.tokens == b.tokens)
+    }
+
     @Test func embeddingVerifierOnGSM8K() throws {
         let problems = try GSM8K.problems(5)
         let engines = try RealModels.embedding

@@ -209,6 +209,32 @@ struct SchedulerTests {
         #expect(rig.target.liveSequences.isEmpty && rig.draft.liveSequences.isEmpty)
     }
 
+    @Test func aLongPromptGoesInByChunksWhileOthersKeepDecoding() throws {
+        let rig = Rig()
+        let scheduler = rig.scheduler()
+        let running = Heard(), chunked = Heard()
+        scheduler.admit(Ticket.next(), prompt: rig.prompt, config: rig.config(.ar), priority: .interactive, sink: running.sink)
+        scheduler.tick()
+        let runningSeq = try #require(rig.target.passes.last?.first?.sequences.first)
+        var config = rig.config(.lookahead)
+        config.prefillChunk = 3
+        let targetBefore = rig.target.passes.count, draftBefore = rig.draft.passes.count
+        scheduler.admit(Ticket.next(), prompt: rig.prompt, config: config, priority: .interactive, sink: chunked.sink)
+        while !scheduler.isIdle { scheduler.tick() }
+        #expect(running.generation?.text == rig.expectedText && chunked.generation?.text == rig.expectedText)
+        // The 7-token prompt goes in as 3 + 3 and then its last token, which gives the first
+        // distribution; the running session decodes a token in each of those passes.
+        for (i, pass) in rig.target.passes[targetBefore..<targetBefore + 3].enumerated() {
+            #expect(pass.contains { $0.sequences == [runningSeq] }, "pass \(i) left the running session out")
+            #expect(pass.filter { $0.sequences != [runningSeq] }.map(\.position) == [[0, 1, 2], [3, 4, 5], [6]][i])
+        }
+        // The draft waits for the target's last chunk (a finished draft step opens a branch on the
+        // prompt), then goes in by chunks of its own.
+        let draftPasses = rig.draft.passes[draftBefore...].prefix(3).map { $0.map(\.position) }
+        #expect(draftPasses == [[0, 1, 2], [3, 4, 5], [6]])
+        #expect(rig.target.liveSequences.isEmpty && rig.draft.liveSequences.isEmpty)
+    }
+
     @Test func noSessionWaitsWhileAnotherIsServed() {
         let rig = Rig()
         let scheduler = rig.scheduler()
