@@ -202,7 +202,7 @@ public final class LookaheadSession {
     private func openBranch(from parent: Branch, with step: [Token]) -> Branch? {
         guard let seq = freeTargetSeqs.popLast() else { return nil }
         let prefix = Array(parent.track.text[..<parent.base])
-        let shared = parent.base + commonPrefix(Array(parent.track.text[parent.base...]), step)
+        let shared = parent.base + commonPrefix(parent.track.text[parent.base...], step)
         var track = Track(seq: seq, text: prefix + step)
         let copied = min(parent.track.kv, shared, track.text.count - 1)
         target.copy(parent.track.seq, to: seq, positions: 0..<Int32(copied))
@@ -537,8 +537,7 @@ public struct KeptPrefixes: Sendable, Equatable {
     }
 }
 
-func commonPrefix(_ a: [Token], _ b: [Token]) -> Int {
-    var i = 0
-    while i < a.count, i < b.count, a[i] == b[i] { i += 1 }
-    return i
+/// How many leading tokens `a` and `b` share.
+public func commonPrefix(_ a: some Collection<Token>, _ b: some Collection<Token>) -> Int {
+    zip(a, b).lazy.prefix { $0 == $1 }.count
 }

@@ -48,7 +48,7 @@ struct PrefixCache {
         var node = root, depth = 0
         var best: (seq: SeqID, length: Int)?
         while depth < tokens.count, let child = node.children[tokens[depth]] {
-            let matched = commonPrefixLength(child.edge, tokens[depth...])
+            let matched = commonPrefix(child.edge, tokens[depth...])
             depth += matched
             // The smallest id keeps the choice independent of Set order.
             best = (child.sequences.min()!, depth)
@@ -76,7 +76,7 @@ struct PrefixCache {
                 node.children[tokens[depth]] = Node(edge: Array(tokens[depth...]), sequences: [seq])
                 break
             }
-            let matched = commonPrefixLength(child.edge, tokens[depth...])
+            let matched = commonPrefix(child.edge, tokens[depth...])
             if matched < child.edge.count {
                 let middle = Node(edge: Array(child.edge[..<matched]), sequences: child.sequences)
                 child.edge.removeFirst(matched)
@@ -123,10 +123,4 @@ struct PrefixCache {
         uses += 1
         entries[seq]?.lastUsed = uses
     }
-}
-
-private func commonPrefixLength(_ a: [Token], _ b: ArraySlice<Token>) -> Int {
-    var i = 0
-    while i < a.count, i < b.count, a[i] == b[b.startIndex + i] { i += 1 }
-    return i
 }

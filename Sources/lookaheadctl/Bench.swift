@@ -173,11 +173,10 @@ struct Bench: ParsableCommand {
     /// `--sessions` as counts; nil without it.
     private func sessionCounts() throws -> [Int]? {
         guard let sessions else { return nil }
-        let counts = sessions.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) > 0 }) else {
+        guard let counts = positiveCounts(sessions) else {
             throw ValidationError("--sessions: '\(sessions)' is not a comma-separated list of positive counts")
         }
-        return counts.map { $0! }
+        return counts
     }
 
     private func sessionConfigs() throws -> [SessionConfig] {
@@ -229,4 +228,10 @@ struct Bench: ParsableCommand {
         }
         FileHandle.standardError.write("wrote \(path)\n")
     }
+}
+
+/// "1, 8,32" as [1, 8, 32]; nil unless every entry is a positive integer (and there is one).
+func positiveCounts(_ list: String) -> [Int]? {
+    let counts = list.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) ?? 0 }
+    return !counts.isEmpty && counts.allSatisfy({ $0 > 0 }) ? counts : nil
 }

@@ -35,11 +35,10 @@ struct Passes: ParsableCommand {
     }
 
     private func rowCounts() throws -> [Int] {
-        let counts = rows.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) > 0 }), counts.contains(1) else {
+        guard let counts = positiveCounts(rows), counts.contains(1) else {
             throw ValidationError("--rows: '\(rows)' is not a comma-separated list of positive counts including 1")
         }
-        return counts.map { $0! }
+        return counts
     }
 
     func run() throws {
