@@ -272,6 +272,7 @@ struct DaemonTests {
         try expectCode(#"{"id":1,"method":"ask","params":{"prompt":"hi","max_tokens":-3}}"#, "invalid_params", field: "max_tokens")
         try expectCode(#"{"id":1,"method":"ask","params":{"prompt":"hi","mode":"fast"}}"#, "invalid_params", field: "mode")
         try expectCode(#"{"id":1,"method":"ask","params":{"prompt":"hi","adaptive":"no"}}"#, "invalid_params", field: "adaptive")
+        try expectCode(#"{"id":1,"method":"ask","params":{"prompt":"hi","cache_prompt":1}}"#, "invalid_params", field: "cache_prompt")
         try expectCode(#"{"id":1,"method":"ask","params":{"prompt":"hi","colour":"red"}}"#, "invalid_params", field: "colour")
         let long = String(repeating: "apples and pears ", count: 60)
         try expectCode(#"{"id":1,"method":"ask","params":{"prompt":"\#(long)"}}"#, "too_large", field: "prompt")

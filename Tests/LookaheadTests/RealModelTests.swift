@@ -101,6 +101,25 @@ struct RealModelTests {
         #expect(a.tokens == b.tokens)
     }
 
+    /// Gemma 3's sliding-window layers may give away a cached text's cells outside its window, so
+    /// the prefix cache serves it only to a prompt that extends the whole cached text: the same
+    /// question again is prefilled in full, the next turn starts from the cache and writes what a
+    /// cold run writes.
+    @Test func aSlidingWindowModelReusesOnlyAWholeCachedText() throws {
+        let engines = try RealModels.engines(verifier: "exact", target: "tiny", loadDraft: false)
+        #expect(engines.targetModel.slidingWindow > 0)
+        let scheduler = engines.makeScheduler(prefixCacheCells: 2048)
+        let prompt = try engines.promptTokens(.raw("The capital of France is"))
+        let first = try scheduler.generate(prompt: prompt, config: config(.ar, maxTokens: 8))
+        let again = try scheduler.generate(prompt: prompt, config: config(.ar, maxTokens: 8))
+        #expect(again.stats.cachedPromptTokens == 0 && again.tokens == first.tokens)
+        let next = prompt + first.tokens + (try engines.targetModel.vocab.tokenize(" and the capital of Spain is"))
+        let warm = try scheduler.generate(prompt: next, config: config(.ar, maxTokens: 8))
+        #expect(warm.stats.cachedPromptTokens == prompt.count + first.tokens.count - 1)
+        let cold = try RealModels.engines(verifier: "exact", target: "tiny", loadDraft: false).generate(prompt: next, config: config(.ar, maxTokens: 8))
+        #expect(warm.tokens == cold.tokens)
+    }
+
     @Test func embeddingVerifierOnGSM8K() throws {
         let problems = try GSM8K.problems(5)
         let engines = try RealModels.embedding
