@@ -12,6 +12,11 @@ public struct Vocab: @unchecked Sendable {
     public var count: Int { Int(llama_vocab_n_tokens(pointer)) }
     public var bos: Token { llama_vocab_bos(pointer) }
     public var eos: Token { llama_vocab_eos(pointer) }
+    /// The token a chat turn ends with: EOT where the model has one, else EOS.
+    public var endOfTurn: Token {
+        let eot = llama_vocab_eot(pointer)
+        return eot == LLAMA_TOKEN_NULL ? eos : eot
+    }
 
     /// End of generation: EOS, EOT and the model's other stop tokens.
     public func isEndOfGeneration(_ token: Token) -> Bool { llama_vocab_is_eog(pointer, token) }
@@ -55,11 +60,19 @@ public struct Vocab: @unchecked Sendable {
         return 2 * (0..<count).reduce(1) { max($0, pieceBytes(Token($1), special: true).count) }
     }
 
-    /// Whether `other` gives every token id the same bytes under the same tokenizer type: then
-    /// token ids mean the same to both models.
-    public func matches(_ other: Vocab) -> Bool {
-        guard llama_vocab_type(pointer) == llama_vocab_type(other.pointer), count == other.count else { return false }
-        return (0..<count).allSatisfy { pieceBytes(Token($0), special: true) == other.pieceBytes(Token($0), special: true) }
+    /// A digest of the tokenizer type and every token's bytes: two models with the same
+    /// fingerprint read token ids the same way, so they can pass ids to each other.
+    public func fingerprint() -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
+        func mix(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        for byte in "\(llama_vocab_type(pointer).rawValue):\(count)".utf8 { mix(byte) }
+        for token in 0..<count {
+            let bytes = pieceBytes(Token(token), special: true)
+            // The length first, so no two lists of pieces run together into the same bytes.
+            for byte in "\(bytes.count):".utf8 { mix(byte) }
+            bytes.forEach(mix)
+        }
+        return hash
     }
 
     public func piece(_ token: Token, special: Bool = false) -> String {

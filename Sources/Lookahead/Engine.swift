@@ -37,18 +37,29 @@ public protocol ModelEngine: AnyObject {
     var slidingWindow: Int { get }
 }
 
-/// Token ↔ text knowledge the algorithm needs for step boundaries and verification.
+/// Token ↔ text knowledge the algorithm needs for step boundaries and verification, and for
+/// steps that cross between models of different vocabularies.
 public protocol TokenText: AnyObject {
     func pieceBytes(_ token: Token) -> [UInt8]
     func isEndOfGeneration(_ token: Token) -> Bool
     func detokenize(_ tokens: [Token]) -> String
+    /// The tokens of plain text (no BOS, control-token names taken as text).
+    func tokenize(_ text: String) -> [Token]
+    /// The token a finished answer ends with.
+    var endOfTurn: Token { get }
+    /// Equal for two vocabularies exactly when they give every token id the same meaning.
+    var fingerprint: UInt64 { get }
 }
 
 final class VocabText: TokenText {
     let vocab: Vocab
+    let fingerprint: UInt64
     /// Pieces are looked up once per token id: the step splitter asks for every generated token.
     private var cache: [Token: [UInt8]] = [:]
-    init(_ vocab: Vocab) { self.vocab = vocab }
+    init(_ vocab: Vocab) {
+        self.vocab = vocab
+        fingerprint = vocab.fingerprint()
+    }
     func pieceBytes(_ token: Token) -> [UInt8] {
         if let p = cache[token] { return p }
         let p = vocab.pieceBytes(token)
@@ -57,6 +68,11 @@ final class VocabText: TokenText {
     }
     func isEndOfGeneration(_ token: Token) -> Bool { vocab.isEndOfGeneration(token) }
     func detokenize(_ tokens: [Token]) -> String { vocab.detokenize(tokens) }
+    func tokenize(_ text: String) -> [Token] {
+        // Only a text of over 2³¹ tokens throws: a step is at most a few hundred.
+        (try? vocab.tokenize(text, addSpecial: false, parseSpecial: false)) ?? []
+    }
+    var endOfTurn: Token { vocab.endOfTurn }
 }
 
 /// `ModelEngine` over a llama context: every pass is one explicit `llama_batch` (split at n_batch),

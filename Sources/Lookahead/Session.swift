@@ -21,6 +21,8 @@ final class Branch {
 /// A finished draft step at one chain position and the target branch that continues from it.
 struct Candidate {
     var step: Step
+    /// The step in the target's tokens (its own tokens when the models share a vocabulary).
+    var targetTokens: [Token]
     var branch: Branch?
     var verdict: Bool?
 }
@@ -57,8 +59,13 @@ public final class LookaheadSession {
     let draft: ModelEngine?
     let target: ModelEngine
     let promptCount: Int
+    /// Set with a draft: how its steps reach the target and the target's steps reach it.
+    private let crossing: StepCrossing?
 
     private(set) var committed: [Token]
+    /// The committed text in the draft's tokens, from its own prompt: what the draft tracks rebase to.
+    private var draftCommitted: [Token]
+    private let draftPromptCount: Int
     private var lastCommittedEnd: StepEnd = .delimiter  // the prompt's end counts as a boundary
     private var answerPhase = false
     public private(set) var finishReason: FinishReason?
@@ -79,29 +86,36 @@ public final class LookaheadSession {
 
     /// `targetSeqs`/`draftSeqs`: the ids this session may use, empty in both contexts except for
     /// `cached`: the first `cached.target` prompt tokens are already in `targetSeqs[0]`'s cells and
-    /// the first `cached.draft` in those of the first `width` draft ids (a prefix cache hit).
-    public init(prompt: [Token], config: SessionConfig, target: ModelEngine, draft: ModelEngine?,
+    /// the first `cached.draft` of the draft's prompt in those of the first `width` draft ids (a
+    /// prefix cache hit).
+    public init(prompt: Prompt, config: SessionConfig, target: ModelEngine, draft: ModelEngine?,
                 targetSeqs: [SeqID], draftSeqs: [SeqID], cached: (target: Int, draft: Int) = (0, 0)) throws {
         try config.validate()
-        guard !prompt.isEmpty else { throw SessionError.emptyPrompt }
+        self.draft = config.mode.usesDraft ? draft : nil
+        crossing = self.draft.map { StepCrossing(draft: $0.text, target: target.text) }
+        let draftPrompt = crossing?.draftPrompt(prompt) ?? []
+        guard !prompt.target.isEmpty, crossing == nil || !draftPrompt.isEmpty else { throw SessionError.emptyPrompt }
         let limit = target.contextLength - 1
-        guard prompt.count < limit else { throw SessionError.promptTooLong(tokens: prompt.count, limit: limit) }
+        let longest = max(prompt.target.count, draftPrompt.count)
+        guard longest < limit else { throw SessionError.promptTooLong(tokens: longest, limit: limit) }
         precondition(targetSeqs.count >= config.targetSequences, "session needs \(config.targetSequences) target sequences")
         precondition(!config.mode.usesDraft || (draft != nil && draftSeqs.count >= config.draftSequences),
                      "lookahead modes need a draft engine and \(config.draftSequences) draft sequences")
         self.config = config
         self.target = target
-        self.draft = config.mode.usesDraft ? draft : nil
-        promptCount = prompt.count
-        committed = prompt
+        promptCount = prompt.target.count
+        committed = prompt.target
+        draftCommitted = draftPrompt
+        draftPromptCount = draftPrompt.count
         // The last prompt token is always fed: its pass gives the first distribution.
-        precondition(cached.target < prompt.count && cached.draft < prompt.count, "a cached prefix covers the whole prompt")
-        root = Branch(track: Track(seq: targetSeqs[0], text: prompt, kv: cached.target), base: prompt.count,
+        precondition(cached.target < prompt.target.count && (cached.draft == 0 || cached.draft < draftPrompt.count),
+                     "a cached prefix covers the whole prompt")
+        root = Branch(track: Track(seq: targetSeqs[0], text: prompt.target, kv: cached.target), base: prompt.target.count,
                       parent: nil, sharedUntil: 0)
         freeTargetSeqs = Array(targetSeqs.dropFirst().prefix(config.targetSequences - 1))
         draftTracks = config.mode.usesDraft
-            ? draftSeqs.prefix(config.width).map { Track(seq: $0, text: prompt, kv: cached.draft) } : []
-        stats.promptTokens = prompt.count
+            ? draftSeqs.prefix(config.width).map { Track(seq: $0, text: draftPrompt, kv: cached.draft) } : []
+        stats.promptTokens = prompt.target.count
         stats.cachedPromptTokens = cached.target
         drafting = Array(repeating: StepBuilder(), count: draftTracks.count)
         proposer = TokenProposer(ngramMax: config.ngramMax, ngramMin: config.ngramMin, adaptive: config.adaptive)
@@ -119,8 +133,11 @@ public final class LookaheadSession {
 
     // MARK: Draft pass
 
+    /// The draft's committed text may run longer than the target's (another vocabulary): past the
+    /// request's budget in its own tokens, which is what its KV share covers, it stops drafting.
     private var drafts: Bool {
         draft != nil && governor.speculating && !isFinished && !answerPhase && !chainClosed && chain.count < gamma
+            && draftCommitted.count - draftPromptCount < config.maxTokens
     }
 
     /// γ in use: the configured depth, capped at ⌈1/c⌉ (c per token, measured) when adaptive —
@@ -165,16 +182,17 @@ public final class LookaheadSession {
     /// All candidates of the frontier position are finished: record them, open their target
     /// branches, and start the next position from candidate A.
     private func closeChainPosition() {
+        guard let crossing else { return }
         var candidates: [Candidate] = []
         for builder in drafting {
             let step = builder.step
             if candidates.contains(where: { $0.step.tokens == step.tokens }) { continue }
-            candidates.append(Candidate(step: step, branch: nil, verdict: nil))
+            candidates.append(Candidate(step: step, targetTokens: crossing.toTarget(step), branch: nil, verdict: nil))
         }
         let parent = chain.isEmpty ? root : chain[chain.count - 1][0].branch
         if let parent {
             for i in candidates.indices where candidates[i].step.end != .endOfText {
-                candidates[i].branch = openBranch(from: parent, with: candidates[i].step.tokens)
+                candidates[i].branch = openBranch(from: parent, with: candidates[i].targetTokens)
             }
         }
         chain.append(candidates)
@@ -296,8 +314,8 @@ public final class LookaheadSession {
         } else {
             return []
         }
-        if position < chain.count { return chain[position].map(\.step.tokens) }
-        if position == chain.count { return drafting.map(\.tokens) }
+        if position < chain.count { return chain[position].map(\.targetTokens) }
+        if position == chain.count, let crossing { return drafting.map(crossing.toTarget) }
         return []
     }
 
@@ -324,7 +342,7 @@ public final class LookaheadSession {
                     chain[j][c].verdict = false
                     continue
                 }
-                if draftStep.tokens == targetStep.tokens {
+                if chain[j][c].targetTokens == targetStep.tokens {
                     chain[j][c].verdict = true
                     stats.identicalSteps += 1
                     continue
@@ -360,11 +378,19 @@ public final class LookaheadSession {
             }
         }
         while !isFinished, root.step.isDone {
-            if let position = chain.first, let c = position.firstIndex(where: { $0.verdict == true }) {
+            let targetStep = root.step.step
+            // A draft step with the target's very text but other tokens (another vocabulary, or
+            // another split of the same bytes) gives way to the target's own: its branch continues
+            // from tokens the target would not have written, and the text is the same.
+            if let position = chain.first,
+               let c = position.firstIndex(where: { $0.verdict == true && $0.targetTokens == targetStep.tokens })
+                ?? position.firstIndex(where: { $0.verdict == true && $0.step.text != targetStep.text }) {
                 stats.acceptedDraftSteps += 1
                 acceptDraft(candidate: c)
             } else {
-                if let position = chain.first, position.allSatisfy({ $0.verdict == false }) {
+                if let position = chain.first, position.contains(where: { $0.verdict == true }) {
+                    stats.sameTextOtherTokens += 1
+                } else if let position = chain.first, position.allSatisfy({ $0.verdict == false }) {
                     stats.rejectedDraftSteps += 1
                 } else if draft != nil {
                     stats.undraftedSteps += 1
@@ -386,7 +412,8 @@ public final class LookaheadSession {
             // The deeper chain grew from candidate A; it cannot follow B.
             dropChain()
         }
-        commit(chosen.step, fromDraft: true)
+        commit(Step(tokens: chosen.targetTokens, text: chosen.step.text, end: chosen.step.end), fromDraft: true)
+        draftCommitted += chosen.step.tokens
         if let branch = chosen.branch {
             root = branch
         } else {
@@ -401,6 +428,7 @@ public final class LookaheadSession {
         let step = root.step.step
         dropChain()
         commit(step, fromDraft: false)
+        if let crossing { draftCommitted += crossing.toDraft(step) }
         root.base = root.track.text.count
         root.step = StepBuilder()
         rebaseDraft()
@@ -462,7 +490,7 @@ public final class LookaheadSession {
     /// The draft restarts from the committed text, keeping its KV for the common prefix.
     private func rebaseDraft() {
         guard let draft else { return }
-        for w in draftTracks.indices { draftTracks[w].rebase(to: committed, engine: draft) }
+        for w in draftTracks.indices { draftTracks[w].rebase(to: draftCommitted, engine: draft) }
         drafting = Array(repeating: StepBuilder(), count: draftTracks.count)
     }
 

@@ -11,6 +11,9 @@ public struct SessionStats: Sendable, Equatable {
     public var undraftedSteps = 0
     /// Pairs decided as token-identical, without a verifier call.
     public var identicalSteps = 0
+    /// Positions whose accepted draft step had the target's text in other tokens: the target's own
+    /// step was committed instead (typical of a draft with another vocabulary).
+    public var sameTextOtherTokens = 0
     /// Times the adaptive governor switched drafting off because it cost more than it saved.
     public var draftPauses = 0
     /// Committed tokens of steps committed while the draft was running (the rest: plain decoding).

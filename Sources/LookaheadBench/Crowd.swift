@@ -55,9 +55,9 @@ public struct CrowdResult: Sendable, Equatable {
 public enum Crowd {
     /// Runs every prompt to completion on `scheduler` with `config`, admitted in order as room
     /// allows. Throws when a request can never fit, or when one fails.
-    public static func run(_ scheduler: Scheduler, prompts: [[Token]], config: SessionConfig,
+    public static func run(_ scheduler: Scheduler, prompts: [Prompt], config: SessionConfig,
                            clock: @escaping () -> Double = monotonicSeconds) throws -> CrowdResult {
-        for prompt in prompts { try scheduler.capacity.check(promptTokens: prompt.count, config: config) }
+        for prompt in prompts { try scheduler.capacity.check(promptTokens: prompt.cells, config: config) }
         let before = scheduler.figures
         var outcomes = [Result<Generation, BatcherError>?](repeating: nil, count: prompts.count)
         var finishedAt = [Double](repeating: 0, count: prompts.count)
@@ -65,7 +65,7 @@ public enum Crowd {
         let t0 = clock()
         while outcomes.contains(where: { $0 == nil }) {
             var room = scheduler.room
-            while next < prompts.count, room.take(promptTokens: prompts[next].count, config: config, priority: .interactive) {
+            while next < prompts.count, room.take(promptTokens: prompts[next].cells, config: config, priority: .interactive) {
                 let i = next
                 scheduler.admit(Ticket.next(), prompt: prompts[i], config: config, priority: .interactive) { update in
                     switch update {

@@ -5,7 +5,7 @@ import StepBatcher
 
 /// An `ask` checked and tokenised: what the batcher is handed.
 public struct PreparedAsk: Sendable {
-    public var prompt: [Token]
+    public var prompt: Prompt
     public var config: SessionConfig
     /// The chain that judges it: the one it named, else the daemon's.
     public var verifier: VerifierKind
@@ -27,11 +27,11 @@ public struct AskPreparer: Sendable {
     let maxPromptBytes: Int
     let defaultVerifier: VerifierKind
     let capacity: Capacity
-    let tokenize: @Sendable (PromptInput) throws -> [Token]
+    let tokenize: @Sendable (PromptInput) throws -> Prompt
 
     /// `maxBytesPerToken`: the vocabulary's bound (`Vocab.maxBytesPerToken`), nil when it has none.
     public init(defaults: SessionConfig, maxTokensLimit: Int, maxPromptTokens: Int, maxBytesPerToken: Int?,
-                defaultVerifier: VerifierKind, capacity: Capacity, tokenize: @escaping @Sendable (PromptInput) throws -> [Token]) {
+                defaultVerifier: VerifierKind, capacity: Capacity, tokenize: @escaping @Sendable (PromptInput) throws -> Prompt) {
         self.defaults = defaults
         self.maxTokensLimit = maxTokensLimit
         self.maxPromptTokens = maxPromptTokens
@@ -47,7 +47,7 @@ public struct AskPreparer: Sendable {
         let config = try sessionConfig(params)
         let prompt = try promptTokens(params)
         do {
-            try capacity.check(promptTokens: prompt.count, config: config)
+            try capacity.check(promptTokens: prompt.cells, config: config)
         } catch {
             throw ProtocolError(error: error, field: "prompt")
         }
@@ -120,21 +120,22 @@ public struct AskPreparer: Sendable {
         return stops
     }
 
-    func promptTokens(_ params: Params) throws(ProtocolError) -> [Token] {
+    func promptTokens(_ params: Params) throws(ProtocolError) -> Prompt {
         let input = try Self.promptInput(params)
         let field = params["messages"] == nil ? "prompt" : "messages"
         guard input.textBytes <= maxPromptBytes else {
             throw ProtocolError(.tooLarge, "the prompt is \(input.textBytes) bytes, more than the \(maxPromptTokens) tokens of max_prompt_tokens can hold",
                                 field: field)
         }
-        let tokens: [Token]
-        do { tokens = try tokenize(input) } catch {
+        let prompt: Prompt
+        do { prompt = try tokenize(input) } catch {
             throw ProtocolError(.invalidParams, "the prompt could not be tokenised: \(error)", field: field)
         }
-        guard tokens.count <= maxPromptTokens else {
-            throw ProtocolError(.tooLarge, "prompt is \(tokens.count) tokens; the limit is \(maxPromptTokens)", field: field)
+        // A draft of another vocabulary may need more tokens than the target: the longer counts.
+        guard prompt.cells <= maxPromptTokens else {
+            throw ProtocolError(.tooLarge, "prompt is \(prompt.cells) tokens; the limit is \(maxPromptTokens)", field: field)
         }
-        return tokens
+        return prompt
     }
 
     /// `prompt` (a string; `template: false` takes it as it is, without the chat template) or

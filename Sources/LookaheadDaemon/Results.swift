@@ -18,6 +18,7 @@ extension AskStats {
         rejectedSteps = s.rejectedDraftSteps
         undraftedSteps = s.undraftedSteps
         identicalSteps = s.identicalSteps
+        sameTextSteps = s.sameTextOtherTokens
         draftPauses = s.draftPauses
         draftedTokens = s.draftedTokens
         alpha = s.alpha

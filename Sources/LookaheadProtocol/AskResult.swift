@@ -68,6 +68,7 @@ public struct AskStats: Sendable, Equatable {
     public var rejectedSteps = 0
     public var undraftedSteps = 0
     public var identicalSteps = 0
+    public var sameTextSteps = 0
     public var draftPauses = 0
     public var draftedTokens = 0
     public var alpha = 0.0
@@ -92,7 +93,8 @@ public struct AskStats: Sendable, Equatable {
         [
             "committed_steps": JSONValue(committedSteps), "accepted_steps": JSONValue(acceptedSteps),
             "rejected_steps": JSONValue(rejectedSteps), "undrafted_steps": JSONValue(undraftedSteps),
-            "identical_steps": JSONValue(identicalSteps), "draft_pauses": JSONValue(draftPauses),
+            "identical_steps": JSONValue(identicalSteps),
+            "same_text_steps": JSONValue(sameTextSteps), "draft_pauses": JSONValue(draftPauses),
             "drafted_tokens": JSONValue(draftedTokens), "alpha": .double(alpha), "c": .double(c),
             "draft_passes": JSONValue(draftPasses), "target_passes": JSONValue(targetPasses),
             "draft_seconds": .double(draftSeconds), "target_seconds": .double(targetSeconds),

@@ -79,7 +79,7 @@ struct AdmissionQueue {
         for p in lanes.indices {
             while let (owner, ticket) = nextInTurn(p) {
                 let request = waiting[ticket]!
-                guard room.take(promptTokens: request.prompt.count, config: request.config, priority: request.priority) else {
+                guard room.take(promptTokens: request.prompt.cells, config: request.config, priority: request.priority) else {
                     return admitted
                 }
                 waiting[ticket] = nil

@@ -8,14 +8,14 @@ import Glibc
 #endif
 
 public struct BatcherRequest: Sendable {
-    public var prompt: [Token]
+    public var prompt: Prompt
     public var config: SessionConfig
     public var priority: Priority
     /// Who asked (a uid): owners take turns at admission. nil groups the requests of unknown peers.
     public var owner: UInt32?
     public var sink: @Sendable (SessionUpdate) -> Void
 
-    public init(prompt: [Token], config: SessionConfig, priority: Priority, owner: UInt32?,
+    public init(prompt: Prompt, config: SessionConfig, priority: Priority, owner: UInt32?,
                 sink: @escaping @Sendable (SessionUpdate) -> Void) {
         self.prompt = prompt
         self.config = config
@@ -94,7 +94,7 @@ public final class Batcher: Sendable {
     }
 
     public func submit(_ request: BatcherRequest) throws(BatcherError) -> Ticket {
-        try capacity.check(promptTokens: request.prompt.count, config: request.config)
+        try capacity.check(promptTokens: request.prompt.cells, config: request.config)
         let request = metrics?.observe(request) ?? request
         let ticket = Ticket.next()
         let maxQueued = capacity.limits.maxQueued

@@ -55,6 +55,9 @@ public final class Engines {
     public let draftModel: Model?
     public let target: LlamaEngine
     public let draft: LlamaEngine?
+    /// Whether the draft reads the target's token ids as they are; else steps cross as text and
+    /// each model reads the prompt in its own tokens (true without a draft).
+    public let sharesVocabulary: Bool
     /// Verifier chains: always `exact`, plus the configured one.
     public let verifiers: [VerifierKind: VerifierChain]
     public let embedModel: Model?
@@ -69,20 +72,24 @@ public final class Engines {
         target = LlamaEngine(context: try Context(model: targetModel, params: params))
         if loadDraft {
             let model = try Model(path: config.draftPath, gpuLayers: config.gpuLayers, repack: repack)
-            // Steps cross between the models as token ids: a draft of another family would be fed
-            // ids it reads as other words, and never be accepted.
-            guard model.vocab.matches(targetModel.vocab) else {
+            // The draft reads the whole conversation the target reads: past its trained context
+            // it would write noise that is never accepted.
+            let reach = min(config.contextLength, targetModel.trainedContext)
+            guard model.trainedContext >= reach else {
                 throw EngineError.badConfig(key: "draft_model", reason: """
-                    \(config.draftPath) (\(model.vocab.count) tokens) does not share the vocabulary of the target \
-                    \(config.targetPath) (\(targetModel.vocab.count) tokens); drafts of another family are not supported \
-                    yet: choose a draft of the target's family (the Qwen2.5 0.5B for a Qwen2.5 target)
+                    \(config.draftPath) was trained on \(model.trainedContext) tokens of context, but the target \
+                    \(config.targetPath) reads up to \(reach) (the smaller of context_length and its own): choose a \
+                    draft with a longer context, or set context_length to at most \(model.trainedContext)
                     """)
             }
+            let engine = LlamaEngine(context: try Context(model: model, params: params))
             draftModel = model
-            draft = LlamaEngine(context: try Context(model: model, params: params))
+            draft = engine
+            sharesVocabulary = engine.text.fingerprint == target.text.fingerprint
         } else {
             draftModel = nil
             draft = nil
+            sharesVocabulary = true
         }
         // The model-free verifiers cost nothing to keep: every daemon offers both.
         var chains: [VerifierKind: VerifierChain] = [.exact: VerifierChain(semantic: nil, match: .bytes),
@@ -138,16 +145,23 @@ public final class Engines {
     /// the same scheduler path as the daemon's requests.
     public func generate(_ prompt: PromptInput, config: SessionConfig,
                          onUpdate: (SessionUpdate) -> Void = { _ in }) throws -> Generation {
-        try scheduler.generate(prompt: try promptTokens(prompt), config: config, onUpdate: onUpdate)
+        try scheduler.generate(prompt: try self.prompt(prompt), config: config, onUpdate: onUpdate)
     }
 
-    public func generate(prompt: [Token], config: SessionConfig,
+    public func generate(prompt: Prompt, config: SessionConfig,
                          onUpdate: (SessionUpdate) -> Void = { _ in }) throws -> Generation {
         try scheduler.generate(prompt: prompt, config: config, onUpdate: onUpdate)
     }
 
-    /// Tokens of a prompt for the target.
-    public func promptTokens(_ input: PromptInput) throws -> [Token] { try Engines.promptTokens(input, model: targetModel) }
+    /// A prompt in the target's tokens, and in the draft's own when their vocabularies differ.
+    public func prompt(_ input: PromptInput) throws -> Prompt {
+        try Engines.prompt(input, target: targetModel, draft: sharesVocabulary ? nil : draftModel)
+    }
+
+    /// `draft`: the draft model when it reads its own tokens (another vocabulary), else nil.
+    public static func prompt(_ input: PromptInput, target: Model, draft: Model?) throws -> Prompt {
+        Prompt(try promptTokens(input, model: target), draft: try draft.map { try promptTokens(input, model: $0) })
+    }
 
     /// Tokens of a prompt, formatted with `model`'s chat template: a text is one user turn, or raw
     /// text for a base model without a template, which cannot take a conversation. Reads only the

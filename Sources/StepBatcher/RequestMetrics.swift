@@ -35,7 +35,7 @@ public struct RequestMetrics: Sendable {
     /// the rest; a cancelled or failed request records its latency only.
     func observe(_ request: BatcherRequest) -> BatcherRequest {
         var observed = request
-        let start = clock(), sink = request.sink, me = self, prompt = request.prompt.count
+        let start = clock(), sink = request.sink, me = self, prompt = request.prompt.target.count
         // The sink runs on the engine thread only, one update at a time.
         nonisolated(unsafe) var first = true
         observed.sink = { update in

@@ -262,20 +262,21 @@ public final class Scheduler {
     /// Starts a session with its own sequence ids and KV share; its sink hears `.started`, or
     /// `.failed` when the session cannot start. The caller has taken its place from `room`.
     /// A prompt that shares a prefix with a cached sequence starts from a copy of its cells.
-    public func admit(_ ticket: Ticket, prompt: [Token], config: SessionConfig, priority: Priority,
+    public func admit(_ ticket: Ticket, prompt: Prompt, config: SessionConfig, priority: Priority,
                       sink: @escaping (SessionUpdate) -> Void) {
         precondition(config.targetSequences <= targetPool.available && config.draftSequences <= draftPool.available,
                      "admitted past the free sequences")
         let caching = config.cachePrompt && targetPool.caching
-        let targetHit = caching ? targetPool.lookup(prompt) : nil
-        let draftHit = caching && config.draftSequences > 0 ? draftPool.lookup(prompt) : nil
+        let draftPrompt = prompt.draft ?? prompt.target
+        let targetHit = caching ? targetPool.lookup(prompt.target) : nil
+        let draftHit = caching && config.draftSequences > 0 ? draftPool.lookup(draftPrompt) : nil
         let targetSeqs = targetPool.take(config.targetSequences, sparing: targetHit?.seq)
         let draftSeqs = draftPool.take(config.draftSequences, sparing: draftHit?.seq)
-        let cachedTarget = targetPool.seed(targetSeqs.prefix(1), from: targetHit, limit: prompt.count - 1)
-        let cachedDraft = draftPool.seed(draftSeqs.prefix(config.width), from: draftHit, limit: prompt.count - 1)
+        let cachedTarget = targetPool.seed(targetSeqs.prefix(1), from: targetHit, limit: prompt.target.count - 1)
+        let cachedDraft = draftPool.seed(draftSeqs.prefix(config.width), from: draftHit, limit: draftPrompt.count - 1)
         // The copies share the cached cells, so the cache may now give up what this session's
         // reservation needs, hits included.
-        let cells = Capacity.kvCells(promptTokens: prompt.count, config: config)
+        let cells = Capacity.kvCells(promptTokens: prompt.cells, config: config)
         targetPool.evict(toFit: capacity.contextLength - kvReserved - cells)
         draftPool.evict(toFit: capacity.contextLength - kvReserved - cells)
         do {
@@ -288,7 +289,7 @@ public final class Scheduler {
             runner.add(session)
             if caching {
                 figures.prefixLookups += 1
-                figures.prefixQueriedTokens += prompt.count
+                figures.prefixQueriedTokens += prompt.target.count
                 if cachedTarget > 0 { figures.prefixHits += 1 }
                 figures.cachedPromptTokens += cachedTarget
             }
@@ -345,11 +346,11 @@ public final class Scheduler {
     }
 
     /// Runs one request to completion on this thread: admitted alone, ticked until it ends.
-    public func generate(prompt: [Token], config: SessionConfig,
+    public func generate(prompt: Prompt, config: SessionConfig,
                          onUpdate: (SessionUpdate) -> Void = { _ in }) throws(BatcherError) -> Generation {
-        try capacity.check(promptTokens: prompt.count, config: config)
+        try capacity.check(promptTokens: prompt.cells, config: config)
         var space = room
-        guard space.take(promptTokens: prompt.count, config: config, priority: .interactive) else {
+        guard space.take(promptTokens: prompt.cells, config: config, priority: .interactive) else {
             throw .tooLarge("another session holds the engines' sequences")
         }
         var outcome: Result<Generation, BatcherError>?

@@ -147,7 +147,7 @@ struct Bench: ParsableCommand {
     /// the adaptive layer's pass costs carry from run to run as they do in the daemon.
     private func runCrowds(engines: Engines, configs: [SessionConfig], problems: [Problem], counts: [Int], data: String) throws {
         let scheduler = engines.makeScheduler(limits: BatcherLimits(maxSessions: counts.max()!, maxBatchSessions: 0))
-        let prompts = try problems.map { try engines.promptTokens(.text($0.prompt)) }
+        let prompts = try problems.map { try engines.prompt(.text($0.prompt)) }
         for var config in configs {
             config.maxTokens = 8
             _ = try Crowd.run(scheduler, prompts: [prompts[0]], config: config)

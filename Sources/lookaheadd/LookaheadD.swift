@@ -101,10 +101,11 @@ struct LookaheadD: AsyncParsableCommand {
         let metrics = DaemonMetrics()
         let batcher = Batcher(scheduler: engines.makeScheduler(limits: settings.limits, prefixCacheCells: settings.prefixCacheCells), heartbeat: heartbeat, metrics: metrics.requests)
         let targetModel = engines.targetModel
+        let ownTokensDraft = engines.sharesVocabulary ? nil : engines.draftModel
         let asks = AskPreparer(defaults: settings.sessionDefaults(), maxTokensLimit: settings.maxTokensLimit,
                                maxPromptTokens: settings.maxPromptTokens,
                                maxBytesPerToken: targetModel.vocab.maxBytesPerToken(), defaultVerifier: engineConfig.verifier.kind,
-                               capacity: batcher.capacity) { try Engines.promptTokens($0, model: targetModel) }
+                               capacity: batcher.capacity) { try Engines.prompt($0, target: targetModel, draft: ownTokensDraft) }
         let environment = processEnvironment()
         let modelID = Methods.servedID(Methods.modelName(targetModel))
         let jobs = JobRunner(

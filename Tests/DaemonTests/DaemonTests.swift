@@ -188,8 +188,8 @@ struct DaemonTests {
         let withSystem = try engines.generate(.chat([ChatMessage(role: "system", content: system), ChatMessage(role: "user", content: prompt)]),
                                               config: session)
         #expect(servedWithSystem["text"]?.stringValue == withSystem.text)
-        #expect(try engines.promptTokens(.chat([ChatMessage(role: "system", content: system), ChatMessage(role: "user", content: prompt)]))
-                != (try engines.promptTokens(.text(prompt))))
+        #expect(try engines.prompt(.chat([ChatMessage(role: "system", content: system), ChatMessage(role: "user", content: prompt)]))
+                != (try engines.prompt(.text(prompt))))
     }
 
     @Test func cancelAndDisconnectFreeTheSession() throws {

@@ -12,16 +12,16 @@ import Testing
 /// crowd's bookkeeping mistake (a sequence handed twice, cells freed early) fails a pass.
 private struct CrowdRig {
     let words = WordText()
-    let prompt: [Token]
+    let prompt: Prompt
     let target: ScriptedEngine
     let draft: ScriptedEngine
 
     init() {
         let words = self.words
-        prompt = words.tokens("question : what is it ? |")
+        prompt = Prompt(words.tokens("question : what is it ? |"))
         let script = ["we have 3 apples |", "then buy 5 more |", "so 3 + 5 = 8 |", "done <eos>"].map { words.tokens($0) }
-        target = ScriptedEngine(words: words, promptLength: prompt.count) { _ in script }
-        draft = ScriptedEngine(words: words, promptLength: prompt.count) { _ in script }
+        target = ScriptedEngine(words: words, promptLength: prompt.target.count) { _ in script }
+        draft = ScriptedEngine(words: words, promptLength: prompt.target.count) { _ in script }
     }
 
     func scheduler(maxSessions: Int, sequences: Int = 32) -> Scheduler {

@@ -50,7 +50,7 @@ final class ScriptedDaemon {
             case .text(let t), .raw(let t): text = t
             case .chat(let messages): text = messages.map(\.content).joined(separator: " ")
             }
-            return text.split(separator: " ").flatMap { known[String($0)] ?? [Token(99)] }
+            return Prompt(text.split(separator: " ").flatMap { known[String($0)] ?? [Token(99)] })
         }
         state = try TempDir()
         let jobs = JobRunner(directory: state.path, batcher: batcher, asks: asks, model: "scripted", config: config, clock: try JobClock(environment: [:]))

@@ -71,7 +71,7 @@ struct RealModelTests {
         var accepted = 0
         for (index, maxTokens) in [(0, 64), (1, 32)] {
             let problem = try GSM8K.problem(index)
-            let prompt = try engines.promptTokens(.text(GSM8K.prompt(problem)))
+            let prompt = try engines.prompt(.text(GSM8K.prompt(problem)))
             let ar = try engines.generate(prompt: prompt, config: config(.ar, maxTokens: maxTokens))
             for (mode, adaptive) in [(Mode.sd, false), (.lookahead, false), (.lookaheadSD, false), (.lookaheadSD, true)] {
                 let g = try engines.generate(prompt: prompt, config: config(mode, maxTokens: maxTokens, adaptive: adaptive))
@@ -90,13 +90,13 @@ struct RealModelTests {
     /// one prefilled whole: batch-invariant kernels give every row the same arithmetic.
     @Test func aChunkedPrefillWritesTheSameTokens() throws {
         let engines = try RealModels.exact
-        let prompt = try engines.promptTokens(.text(GSM8K.prompt(GSM8K.problem(3))))
+        let prompt = try engines.prompt(.text(GSM8K.prompt(GSM8K.problem(3)))).target
         var whole = config(.lookahead, maxTokens: 24)
         whole.prefillChunk = prompt.count
         var chunked = whole
         chunked.prefillChunk = 8
-        let a = try engines.generate(prompt: prompt, config: whole)
-        let b = try engines.generate(prompt: prompt, config: chunked)
+        let a = try engines.generate(prompt: Prompt(prompt), config: whole)
+        let b = try engines.generate(prompt: Prompt(prompt), config: chunked)
         #expect(prompt.count > 24 && b.stats.targetPasses >= a.stats.targetPasses + prompt.count / 8 - 1, "\(prompt.count) tokens")
         #expect(a.tokens == b.tokens)
     }
@@ -109,14 +109,14 @@ struct RealModelTests {
         let engines = try RealModels.engines(verifier: "exact", target: "tiny", loadDraft: false)
         #expect(engines.targetModel.slidingWindow > 0)
         let scheduler = engines.makeScheduler(prefixCacheCells: 2048)
-        let prompt = try engines.promptTokens(.raw("The capital of France is"))
-        let first = try scheduler.generate(prompt: prompt, config: config(.ar, maxTokens: 8))
-        let again = try scheduler.generate(prompt: prompt, config: config(.ar, maxTokens: 8))
+        let prompt = try engines.prompt(.raw("The capital of France is")).target
+        let first = try scheduler.generate(prompt: Prompt(prompt), config: config(.ar, maxTokens: 8))
+        let again = try scheduler.generate(prompt: Prompt(prompt), config: config(.ar, maxTokens: 8))
         #expect(again.stats.cachedPromptTokens == 0 && again.tokens == first.tokens)
         let next = prompt + first.tokens + (try engines.targetModel.vocab.tokenize(" and the capital of Spain is"))
-        let warm = try scheduler.generate(prompt: next, config: config(.ar, maxTokens: 8))
+        let warm = try scheduler.generate(prompt: Prompt(next), config: config(.ar, maxTokens: 8))
         #expect(warm.stats.cachedPromptTokens == prompt.count + first.tokens.count - 1)
-        let cold = try RealModels.engines(verifier: "exact", target: "tiny", loadDraft: false).generate(prompt: next, config: config(.ar, maxTokens: 8))
+        let cold = try RealModels.engines(verifier: "exact", target: "tiny", loadDraft: false).generate(prompt: Prompt(next), config: config(.ar, maxTokens: 8))
         #expect(warm.tokens == cold.tokens)
     }
 
@@ -162,7 +162,7 @@ struct RealModelTests {
             c.proposalTokens = 1
             c.adaptive = false  // the lookup must propose every time
             c.sampling = SamplingParams(temperature: 1.5, topK: 40, topP: 1, seed: UInt64(seed))
-            let g = try engines.generate(prompt: prompt, config: c)
+            let g = try engines.generate(prompt: Prompt(prompt), config: c)
             counts[g.tokens[0], default: 0] += 1
             proposed += g.stats.proposed[.ngram] ?? 0
         }
@@ -204,10 +204,10 @@ struct RealModelTests {
             var c = SessionConfig(mode: .ar)
             c.maxTokens = 32
             c.sampling = SamplingParams(temperature: 0.8, topK: 40, topP: 0.95, seed: seed)
-            let ar = try engines.generate(prompt: prompt, config: c)
+            let ar = try engines.generate(prompt: Prompt(prompt), config: c)
             c.mode = .sd
             c.adaptive = false
-            let sd = try engines.generate(prompt: prompt, config: c)
+            let sd = try engines.generate(prompt: Prompt(prompt), config: c)
             #expect(sd.tokens == ar.tokens, "seed \(seed)")
             proposed += sd.stats.proposed[.ngram] ?? 0
             taken += sd.stats.acceptedProposals[.ngram] ?? 0

@@ -19,6 +19,8 @@ struct Scenario {
     var semantic: StepVerifier? = nil
     /// Draft script for the second candidate track (W = 2).
     var secondDraftSteps: [String]? = nil
+    /// The draft's vocabulary when it is not the target's: steps cross as text.
+    var draftWords: WordText? = nil
     /// Simulated seconds of a target and a draft pass of n tokens (nil: no simulated time).
     var targetCost: ((Int) -> Double)? = nil
     var draftCost: ((Int) -> Double)? = nil
@@ -46,12 +48,14 @@ struct Scenario {
     /// measured costs and the speculation ledger from one to the next).
     func runSessions(_ count: Int, ticks maxTicks: Int = 500,
                      beforeTick: ((Int, LookaheadSession) -> Void)? = nil) throws -> [Outcome] {
-        let prompt = words.tokens("question : what is it ? |")
+        let question = Scenario.question
+        let dw = draftWords ?? words
+        let prompt = Prompt(words.tokens(question), draft: draftWords?.tokens(question))
         let t = targetSteps.map { words.tokens($0) }
-        let d = draftSteps.map { words.tokens($0) }
-        let d2 = secondDraftSteps?.map { words.tokens($0) }
-        let target = ScriptedEngine(words: words, promptLength: prompt.count) { _ in t }
-        let draft = ScriptedEngine(words: words, promptLength: prompt.count) { seq in seq == 1 ? (d2 ?? d) : d }
+        let d = draftSteps.map { dw.tokens($0) }
+        let d2 = secondDraftSteps?.map { dw.tokens($0) }
+        let target = ScriptedEngine(words: words, promptLength: prompt.target.count) { _ in t }
+        let draft = ScriptedEngine(words: dw, promptLength: (prompt.draft ?? prompt.target).count) { seq in seq == 1 ? (d2 ?? d) : d }
         let clock = SimulatedClock()
         target.distribution = targetDistribution
         if let targetCost { target.clock = clock; target.passCost = targetCost }
@@ -85,6 +89,8 @@ struct Scenario {
         }
         return outcomes
     }
+
+    static let question = "question : what is it ? |"
 
     /// What the target alone writes.
     func arText() throws -> String {
@@ -226,5 +232,77 @@ struct SessionTests {
         let most = o.target.passes.map { Set($0.flatMap(\.sequences)).count }.max() ?? 0
         #expect(most <= 3)
         #expect(o.reason == .stop)
+    }
+}
+
+/// A draft of another family: the same words under other ids, and words of more than three letters
+/// in two tokens (" app" + "les"). Each scripted model traps on an id outside its own vocabulary.
+@Suite("Steps across vocabularies")
+struct CrossVocabularyTests {
+    let draftWords = WordText(firstWordID: 10_000, splitOver: 3)
+
+    func scenario(draft: [String]) -> Scenario {
+        var s = Scenario(targetSteps: script, draftSteps: draft)
+        s.draftWords = draftWords
+        return s
+    }
+
+    /// The draft's own tokens of the question and `steps`: what its cells must hold, position by position.
+    func draftTokens(_ steps: [String]) -> [Token] {
+        draftWords.tokens(Scenario.question) + steps.flatMap { draftWords.tokens($0) }
+    }
+
+    @Test func draftStepsCrossAsTextAndAreAccepted() throws {
+        let o = try scenario(draft: script).run()
+        #expect(o.text == (try Scenario(targetSteps: script, draftSteps: script).arText()))
+        #expect(o.reason == .stop && o.stats.rejectedDraftSteps == 0 && o.stats.acceptedDraftSteps >= 3)
+        // The target regenerated from the draft's steps in its own tokens: identical, no verifier call.
+        #expect(o.stats.identicalSteps >= 3 && o.stats.sameTextOtherTokens == 0)
+        #expect(o.events.contains(.step(text: " then buy 5 more\n\n", answer: false, fromDraft: true)))
+        let truth = draftTokens(script)
+        let fed = o.draft.passes.flatMap { $0 }
+        #expect(fed.contains { $0.token == draftWords.piece(" app") }, "the draft read its own split of 'apples'")
+        #expect(fed.allSatisfy { truth[Int($0.position)] == $0.token })
+        #expect(o.target.liveSequences.isEmpty && o.draft.liveSequences.isEmpty, "sequences leaked")
+    }
+
+    /// After a rejection the target's own step crosses back as text, and the draft goes on from it.
+    @Test func aRejectedStepIsReplacedInTheDraftsTokens() throws {
+        var wrong = script
+        wrong[2] = "so 3 + 5 = 9 |"
+        var s = scenario(draft: wrong)
+        let o = try s.run()
+        #expect(o.text == (try Scenario(targetSteps: script, draftSteps: wrong).arText()))
+        #expect(o.stats.rejectedDraftSteps >= 1 && o.stats.acceptedDraftSteps >= 3, "\(o.stats)")
+        let truth = draftTokens(script), wrongTruth = draftTokens(wrong)
+        #expect(o.draft.passes.flatMap { $0 }.allSatisfy {
+            truth[Int($0.position)] == $0.token || wrongTruth[Int($0.position)] == $0.token
+        })
+        let fromDraft = o.events.compactMap { if case .step(_, _, let d) = $0 { return d } else { return nil } }
+        #expect(fromDraft.prefix(4) == [true, true, false, true], "the step after the rejection came from the draft again")
+    }
+
+    @Test func anAcceptedWordingReachesTheTargetInItsTokens() throws {
+        var other = script
+        other[1] = "then purchase 5 more |"
+        var s = scenario(draft: other)
+        s.semantic = FixedVerifier { _ in true }
+        let o = try s.run()
+        #expect(o.text.contains(" then purchase 5 more\n\n"))
+        #expect(o.tokens.filter { $0 != WordText.eos } == s.words.tokenize(o.text))
+    }
+
+    /// A draft step with the target's very text in other tokens gives way to the target's step:
+    /// the branch on it would continue from tokens the target did not write.
+    @Test func theSameTextInOtherTokensCommitsTheTargetsTokens() throws {
+        var unusual = script
+        unusual[1] = "then bu~y 5 more |"
+        var s = Scenario(targetSteps: unusual, draftSteps: script)
+        let o = try s.run()
+        s.config.mode = .ar
+        let ar = try s.run()
+        #expect(o.tokens == ar.tokens && o.text == ar.text)
+        #expect(o.stats.sameTextOtherTokens == 1 && o.stats.rejectedDraftSteps == 0)
+        #expect(o.events.contains(.step(text: " then buy 5 more\n\n", answer: false, fromDraft: false)))
     }
 }

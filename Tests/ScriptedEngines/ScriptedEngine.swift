@@ -1,29 +1,91 @@
 import Llama
 import Lookahead
 
-/// Words as tokens: the scripted models speak a tiny vocabulary so tests read as text.
+/// Words as tokens: the scripted models speak a tiny vocabulary so tests read as text. A token is
+/// a piece of text: " word", "\n\n" (the step delimiter), " </think>", or nothing (`<eos>`).
+/// Vocabularies made with other settings give the same text other tokens: word ids from
+/// `firstWordID`, and with `splitOver`, words longer than that in two tokens (" hea" + "d").
+/// A script may split a word itself where a model writes an unusual split: "bu~y" is " bu" + "y".
 public final class WordText: TokenText {
     public static let delimiter: Token = 1, eos: Token = 2, thinkEnd: Token = 3
-    private var words: [String] = ["<unused>", "\n\n", "<eos>", "</think>"]
+    private let firstWordID: Token
+    private let splitOver: Int?
+    private var pieces: [Token: String] = [0: "<unused>", 1: "\n\n", 2: "", 3: " </think>"]
     private var ids: [String: Token] = [:]
 
-    public init() { for (i, w) in words.enumerated() { ids[w] = Token(i) } }
-
-    public func id(_ word: String) -> Token {
-        if let t = ids[word] { return t }
-        words.append(word)
-        ids[word] = Token(words.count - 1)
-        return Token(words.count - 1)
+    public init(firstWordID: Token = 4, splitOver: Int? = nil) {
+        precondition(firstWordID > WordText.thinkEnd)
+        self.firstWordID = firstWordID
+        self.splitOver = splitOver
     }
+
+    /// The token of exactly `text`.
+    public func piece(_ text: String) -> Token {
+        if let t = ids[text] { return t }
+        let t = firstWordID + Token(ids.count)
+        precondition(t < firstWordID + WordText.wordIDs, "the scripted vocabulary is full")
+        ids[text] = t
+        pieces[t] = text
+        return t
+    }
+
+    /// The token of `word` where it is one token (the scripts' words are).
+    public func id(_ word: String) -> Token { piece(" " + word) }
+
     /// "a b c |" → tokens; "|" is the step delimiter, "<eos>" and "</think>" the special ends.
     public func tokens(_ text: String) -> [Token] {
-        text.split(separator: " ").map { $0 == "|" ? WordText.delimiter : id(String($0)) }
+        text.split(separator: " ").flatMap { word -> [Token] in
+            switch word {
+            case "|": return [WordText.delimiter]
+            case "<eos>": return [WordText.eos]
+            default: return wordTokens(String(word))
+            }
+        }
     }
-    public func pieceBytes(_ token: Token) -> [UInt8] {
-        token == WordText.eos ? [] : Array((token == WordText.delimiter ? "\n\n" : " " + words[Int(token)]).utf8)
+
+    private func wordTokens(_ word: String) -> [Token] {
+        if word == "</think>" { return [WordText.thinkEnd] }
+        if let cut = word.firstIndex(of: "~") {
+            return [piece(" " + word[..<cut]), piece(String(word[word.index(after: cut)...]))]
+        }
+        guard let n = splitOver, word.count > n else { return [id(word)] }
+        return [piece(" " + word.prefix(n)), piece(String(word.dropFirst(n)))]
     }
+
+    public func tokenize(_ text: String) -> [Token] {
+        var out: [Token] = []
+        var rest = Substring(text)
+        while !rest.isEmpty {
+            if rest.hasPrefix("\n\n") {
+                out.append(WordText.delimiter)
+                rest = rest.dropFirst(2)
+                continue
+            }
+            let spaced = rest.hasPrefix(" ")
+            let body = spaced ? rest.dropFirst() : rest
+            let word = body.prefix { $0 != " " && $0 != "\n" }
+            if word.isEmpty {
+                out.append(piece(String(rest.prefix(1))))
+                rest = rest.dropFirst()
+                continue
+            }
+            out += spaced ? wordTokens(String(word)) : [piece(String(word))]
+            rest = body.dropFirst(word.count)
+        }
+        return out
+    }
+
+    public func pieceBytes(_ token: Token) -> [UInt8] { Array((pieces[token] ?? "").utf8) }
+    /// Whether `token` is an id of this vocabulary's settings (of any instance: tests hand tokens
+    /// from one rig to another of the same kind).
+    public func knows(_ token: Token) -> Bool {
+        token <= WordText.thinkEnd || (firstWordID..<firstWordID + WordText.wordIDs).contains(token)
+    }
+    public static let wordIDs: Token = 5_000
     public func isEndOfGeneration(_ token: Token) -> Bool { token == WordText.eos }
     public func detokenize(_ tokens: [Token]) -> String { String(decoding: tokens.flatMap(pieceBytes), as: UTF8.self) }
+    public var endOfTurn: Token { WordText.eos }
+    public var fingerprint: UInt64 { UInt64(firstWordID) << 32 | UInt64(splitOver ?? 0) }
 }
 
 /// A model that writes a fixed script, step by step: after k complete steps of any content it
@@ -64,6 +126,8 @@ public final class ScriptedEngine: ModelEngine {
         clock?.now += passCost(entries.count)
         var out: [TokenDistribution?] = []
         for e in entries {
+            // Ids of another vocabulary mean other words: a step must cross as text.
+            precondition(words.knows(e.token), "token \(e.token) is not in this model's vocabulary")
             for s in e.sequences {
                 var cells = kv[s] ?? []
                 precondition(cells.count == Int(e.position), "seq \(s): token at \(e.position) but cache holds \(cells.count)")

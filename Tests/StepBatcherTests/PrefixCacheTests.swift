@@ -70,7 +70,7 @@ struct PrefixTreeTests {
 struct PrefixCacheSchedulerTests {
     /// Runs one request to the end and returns what it generated.
     func run(_ scheduler: Scheduler, _ prompt: [Token], _ config: SessionConfig) throws -> Generation {
-        try scheduler.generate(prompt: prompt, config: config)
+        try scheduler.generate(prompt: Prompt(prompt), config: config)
     }
 
     /// Positions in the first pass after `passIndex`: where a new session's prefill started.
@@ -105,6 +105,25 @@ struct PrefixCacheSchedulerTests {
         #expect(scheduler.figures.cachedPromptTokens == rig.prompt.count - 1)
         // The second run's text is the first's: nothing new to keep.
         #expect(scheduler.prefixCache.targetSequences == 1)
+    }
+
+    /// A draft of another vocabulary caches its own reading of the prompt: the same question again
+    /// starts both models at their prompts' last tokens.
+    @Test func aDraftOfAnotherVocabularyStartsFromItsOwnCachedPrompt() throws {
+        let rig = Rig(draftWords: WordText(firstWordID: 10_000, splitOver: 3))
+        let draftPrompt = try #require(rig.draftPrompt)
+        #expect(draftPrompt.count > rig.prompt.count, "the draft splits the question's long words")
+        let scheduler = rig.scheduler(prefixCacheCells: 4096)
+        let first = try scheduler.generate(prompt: rig.prompts, config: rig.config(.lookaheadSD))
+        #expect(first.text == rig.expectedText)
+        // The steps the draft is writing, crossed into the target's tokens, are proposed and taken.
+        #expect((first.stats.acceptedProposals[.draftStep] ?? 0) > 0)
+        #expect(scheduler.prefixCache.draftSequences == 1)
+        let targetPasses = rig.target.passes.count, draftPasses = rig.draft.passes.count
+        let second = try scheduler.generate(prompt: rig.prompts, config: rig.config(.lookaheadSD))
+        #expect(second.tokens == first.tokens)
+        #expect(firstPositions(rig.target, after: targetPasses).min() == Int32(rig.prompt.count - 1))
+        #expect(firstPositions(rig.draft, after: draftPasses) == [Int32(draftPrompt.count - 1)])
     }
 
     @Test func aPartialMatchReusesOnlyTheCommonTokens() throws {
@@ -191,14 +210,14 @@ struct PrefixCacheSchedulerTests {
         // An ar session runs from its cached copy; then a lookahead one needs five ids: only three
         // are free, so both cached sequences go (the one it could start from, last).
         let runningAr = Heard()
-        scheduler.admit(Ticket.next(), prompt: other, config: rig.config(.ar), priority: .interactive, sink: runningAr.sink)
+        scheduler.admit(Ticket.next(), prompt: Prompt(other), config: rig.config(.ar), priority: .interactive, sink: runningAr.sink)
         scheduler.tick()
         let arSeq = try #require(rig.target.liveSequences.first { rig.target.kv[$0]!.count == other.count })
         let arCells = rig.target.kv[arSeq]!
         let lookahead = Heard()
         var third = rig.prompt
         third[1] = rig.words.id(";")
-        scheduler.admit(Ticket.next(), prompt: third, config: rig.config(.lookahead), priority: .interactive, sink: lookahead.sink)
+        scheduler.admit(Ticket.next(), prompt: Prompt(third), config: rig.config(.lookahead), priority: .interactive, sink: lookahead.sink)
         #expect(scheduler.prefixCache.targetSequences == 0)
         // The running session's cells are untouched by the eviction.
         #expect(rig.target.kv[arSeq]! == arCells)
@@ -223,7 +242,7 @@ struct PrefixCacheSchedulerTests {
         var other = rig.prompt
         other[0] = rig.words.id("query")
         let a = Heard()
-        scheduler.admit(Ticket.next(), prompt: other, config: config, priority: .interactive, sink: a.sink)
+        scheduler.admit(Ticket.next(), prompt: Prompt(other), config: config, priority: .interactive, sink: a.sink)
         #expect(scheduler.prefixCache.targetSequences == 0 && scheduler.kvCellsReserved == reservation)
         // The evicted cells are gone; the new session has none before its first pass.
         #expect(rig.target.liveSequences.isEmpty)
@@ -236,7 +255,7 @@ struct PrefixCacheSchedulerTests {
         let rig = Rig()
         let scheduler = rig.scheduler(prefixCacheCells: 4096)
         let h = Heard()
-        scheduler.admit(Ticket.next(), prompt: rig.prompt, config: rig.config(.ar), priority: .interactive, sink: h.sink)
+        scheduler.admit(Ticket.next(), prompt: Prompt(rig.prompt), config: rig.config(.ar), priority: .interactive, sink: h.sink)
         scheduler.tick()
         rig.target.failNextPass = Boom()
         scheduler.tick()

@@ -19,18 +19,26 @@ struct Rig {
     let target: ScriptedEngine
     let draft: ScriptedEngine
     let prompt: [Token]
+    /// The prompt in the draft's tokens when `draftWords` gives it a vocabulary of its own.
+    let draftPrompt: [Token]?
     let sequences: Int
 
-    init(sequences: Int = 16, contextLength: Int = 4096, targetScript: [String] = script, draftScript: [String] = script) {
-        let words = WordText()
-        let prompt = words.tokens("question : what is it ? |")
-        let t = targetScript.map { words.tokens($0) }, d = draftScript.map { words.tokens($0) }
+    init(sequences: Int = 16, contextLength: Int = 4096, targetScript: [String] = script, draftScript: [String] = script,
+         draftWords: WordText? = nil) {
+        let words = WordText(), dw = draftWords ?? words
+        let question = "question : what is it ? |"
+        let prompt = words.tokens(question)
+        draftPrompt = draftWords?.tokens(question)
+        let t = targetScript.map { words.tokens($0) }, d = draftScript.map { dw.tokens($0) }
         target = ScriptedEngine(words: words, promptLength: prompt.count, contextLength: contextLength) { _ in t }
-        draft = ScriptedEngine(words: words, promptLength: prompt.count, contextLength: contextLength) { _ in d }
+        draft = ScriptedEngine(words: dw, promptLength: (draftPrompt ?? prompt).count, contextLength: contextLength) { _ in d }
         self.words = words
         self.prompt = prompt
         self.sequences = sequences
     }
+
+    /// The prompt as the scheduler takes it.
+    var prompts: Prompt { Prompt(prompt, draft: draftPrompt) }
 
     func scheduler(_ limits: BatcherLimits = BatcherLimits(), prefixCacheCells: Int? = nil) -> Scheduler {
         Scheduler(engines: EngineSet(target: target, draft: draft, verifiers: [.exact: VerifierChain(semantic: nil, match: .bytes)],
@@ -81,7 +89,7 @@ struct AdmissionTests {
     func request(_ priority: Priority, promptTokens: Int = 4, mode: Mode = .ar, owner: UInt32? = nil) -> BatcherRequest {
         var c = SessionConfig(mode: mode)
         c.maxTokens = 32
-        return BatcherRequest(prompt: Array(repeating: 5, count: promptTokens), config: c, priority: priority, owner: owner) { _ in }
+        return BatcherRequest(prompt: Prompt(Array(repeating: 5, count: promptTokens)), config: c, priority: priority, owner: owner) { _ in }
     }
 
     @Test func ownersTakeTurnsSoOneUsersFloodDoesNotStarveAnother() {
@@ -187,7 +195,7 @@ struct SchedulerTests {
         let scheduler = rig.scheduler()
         let heard = [Heard(), Heard(), Heard()]
         for (i, h) in heard.enumerated() {
-            scheduler.admit(Ticket.next(), prompt: rig.prompt, config: rig.config(i == 1 ? .lookahead : .ar), priority: .interactive,
+            scheduler.admit(Ticket.next(), prompt: Prompt(rig.prompt), config: rig.config(i == 1 ? .lookahead : .ar), priority: .interactive,
                             sink: h.sink)
         }
         #expect(scheduler.liveSessions == 3)
@@ -213,13 +221,13 @@ struct SchedulerTests {
         let rig = Rig()
         let scheduler = rig.scheduler()
         let running = Heard(), chunked = Heard()
-        scheduler.admit(Ticket.next(), prompt: rig.prompt, config: rig.config(.ar), priority: .interactive, sink: running.sink)
+        scheduler.admit(Ticket.next(), prompt: Prompt(rig.prompt), config: rig.config(.ar), priority: .interactive, sink: running.sink)
         scheduler.tick()
         let runningSeq = try #require(rig.target.passes.last?.first?.sequences.first)
         var config = rig.config(.lookahead)
         config.prefillChunk = 3
         let targetBefore = rig.target.passes.count, draftBefore = rig.draft.passes.count
-        scheduler.admit(Ticket.next(), prompt: rig.prompt, config: config, priority: .interactive, sink: chunked.sink)
+        scheduler.admit(Ticket.next(), prompt: Prompt(rig.prompt), config: config, priority: .interactive, sink: chunked.sink)
         while !scheduler.isIdle { scheduler.tick() }
         #expect(running.generation?.text == rig.expectedText && chunked.generation?.text == rig.expectedText)
         // The 7-token prompt goes in as 3 + 3 and then its last token, which gives the first
@@ -239,8 +247,8 @@ struct SchedulerTests {
         let rig = Rig()
         let scheduler = rig.scheduler()
         let a = Heard(), b = Heard()
-        scheduler.admit(Ticket.next(), prompt: rig.prompt, config: rig.config(.ar), priority: .batch, sink: a.sink)
-        scheduler.admit(Ticket.next(), prompt: rig.prompt, config: rig.config(.ar), priority: .interactive, sink: b.sink)
+        scheduler.admit(Ticket.next(), prompt: Prompt(rig.prompt), config: rig.config(.ar), priority: .batch, sink: a.sink)
+        scheduler.admit(Ticket.next(), prompt: Prompt(rig.prompt), config: rig.config(.ar), priority: .interactive, sink: b.sink)
         // In plain decoding each session puts exactly its next token in every pass until it ends.
         while !scheduler.isIdle { scheduler.tick() }
         let perPass = rig.target.passes.map { Set($0.flatMap(\.sequences)).count }
@@ -253,8 +261,8 @@ struct SchedulerTests {
         let scheduler = rig.scheduler()
         let kept = Heard(), cancelled = Heard()
         let ticket = Ticket.next()
-        scheduler.admit(Ticket.next(), prompt: rig.prompt, config: rig.config(.lookahead), priority: .interactive, sink: kept.sink)
-        scheduler.admit(ticket, prompt: rig.prompt, config: rig.config(.lookahead), priority: .interactive, sink: cancelled.sink)
+        scheduler.admit(Ticket.next(), prompt: Prompt(rig.prompt), config: rig.config(.lookahead), priority: .interactive, sink: kept.sink)
+        scheduler.admit(ticket, prompt: Prompt(rig.prompt), config: rig.config(.lookahead), priority: .interactive, sink: cancelled.sink)
         for _ in 0..<4 { scheduler.tick() }
         let before = Set(rig.target.liveSequences)
         #expect(scheduler.cancel(ticket))
@@ -273,7 +281,7 @@ struct SchedulerTests {
         let rig = Rig()
         let scheduler = rig.scheduler()
         let heard = [Heard(), Heard()]
-        for h in heard { scheduler.admit(Ticket.next(), prompt: rig.prompt, config: rig.config(.ar), priority: .interactive, sink: h.sink) }
+        for h in heard { scheduler.admit(Ticket.next(), prompt: Prompt(rig.prompt), config: rig.config(.ar), priority: .interactive, sink: h.sink) }
         scheduler.tick()
         rig.target.failNextPass = Boom()
         scheduler.tick()
@@ -282,14 +290,14 @@ struct SchedulerTests {
         }
         #expect(scheduler.isIdle && scheduler.figures.failed == 2 && scheduler.targetSequencesUsed == 0 && scheduler.kvCellsReserved == 0)
         // The engines stay usable: the next request runs as if nothing had happened.
-        #expect((try? scheduler.generate(prompt: rig.prompt, config: rig.config(.ar)).text) == rig.expectedText)
+        #expect((try? scheduler.generate(prompt: Prompt(rig.prompt), config: rig.config(.ar)).text) == rig.expectedText)
     }
 
     @Test func generateIsTheSchedulersPath() throws {
         let rig = Rig()
         let scheduler = rig.scheduler()
         var steps = 0
-        let g = try scheduler.generate(prompt: rig.prompt, config: rig.config(.lookaheadSD)) { update in
+        let g = try scheduler.generate(prompt: Prompt(rig.prompt), config: rig.config(.lookaheadSD)) { update in
             if case .step = update { steps += 1 }
         }
         #expect(g.text == rig.expectedText && g.finishReason == .stop)
@@ -322,7 +330,7 @@ struct BatcherThreadTests {
         let batcher = Batcher(scheduler: rig.scheduler(BatcherLimits(maxSessions: 1, maxBatchSessions: 1)))
         let order = Mutex<[String]>([])
         func request(_ name: String, _ priority: Priority, _ heard: Heard) -> BatcherRequest {
-            BatcherRequest(prompt: rig.prompt, config: rig.config(.ar), priority: priority, owner: nil) { update in
+            BatcherRequest(prompt: Prompt(rig.prompt), config: rig.config(.ar), priority: priority, owner: nil) { update in
                 if case .started = update { order.withLock { $0.append(name) } }
                 heard.sink(update)
             }
@@ -346,8 +354,8 @@ struct BatcherThreadTests {
         let rig = Rig()
         let batcher = Batcher(scheduler: rig.scheduler(BatcherLimits(maxSessions: 1, maxBatchSessions: 1)))
         let running = Heard(), queued = Heard()
-        let first = try? batcher.submit(BatcherRequest(prompt: rig.prompt, config: rig.config(.ar), priority: .interactive, owner: nil, sink: running.sink))
-        let second = try? batcher.submit(BatcherRequest(prompt: rig.prompt, config: rig.config(.ar), priority: .interactive, owner: nil, sink: queued.sink))
+        let first = try? batcher.submit(BatcherRequest(prompt: Prompt(rig.prompt), config: rig.config(.ar), priority: .interactive, owner: nil, sink: running.sink))
+        let second = try? batcher.submit(BatcherRequest(prompt: Prompt(rig.prompt), config: rig.config(.ar), priority: .interactive, owner: nil, sink: queued.sink))
         #expect(first != nil && second != nil)
         batcher.cancel(second!)
         batcher.start()
@@ -366,15 +374,15 @@ struct BatcherThreadTests {
         let live = Heard(), queued = Heard()
         var c = rig.config(.ar, maxTokens: 1200)
         c.rules.maxTokens = 4
-        _ = try batcher.submit(BatcherRequest(prompt: rig.prompt, config: c, priority: .interactive, owner: nil, sink: live.sink))
-        _ = try batcher.submit(BatcherRequest(prompt: rig.prompt, config: c, priority: .interactive, owner: nil, sink: queued.sink))
+        _ = try batcher.submit(BatcherRequest(prompt: Prompt(rig.prompt), config: c, priority: .interactive, owner: nil, sink: live.sink))
+        _ = try batcher.submit(BatcherRequest(prompt: Prompt(rig.prompt), config: c, priority: .interactive, owner: nil, sink: queued.sink))
         batcher.start()
         while !live.started { usleep(1000) }
         batcher.shutdown(grace: 0.05)
         #expect(queued.failure == .shuttingDown && !queued.started)
         #expect(live.failure == .shuttingDown)
         #expect(throws: BatcherError.shuttingDown) {
-            try batcher.submit(BatcherRequest(prompt: rig.prompt, config: c, priority: .interactive, owner: nil) { _ in })
+            try batcher.submit(BatcherRequest(prompt: Prompt(rig.prompt), config: c, priority: .interactive, owner: nil) { _ in })
         }
         #expect(rig.target.liveSequences.isEmpty)
     }
