@@ -50,7 +50,8 @@ public final class Methods: Sendable {
     /// blanks as dashes, as model ids are written.
     public static func servedID(_ name: String) -> String { String(name.map { $0.isWhitespace ? "-" : $0 }) }
 
-    /// `models`' answer: every loaded model and the configured verifier.
+    /// `models`' answer: every loaded model, the configured verifier, and with a draft, how steps
+    /// cross between it and the target: `shared` (one vocabulary, token ids) or `own` (text).
     public static func describe(_ engines: Engines) -> JSONValue {
         func entry(_ role: String, _ m: Model) -> JSONValue {
             var size: Int64 = 0
@@ -67,7 +68,9 @@ public final class Methods: Sendable {
         var list = [entry("target", engines.targetModel)]
         if let d = engines.draftModel { list.append(entry("draft", d)) }
         if let e = engines.embedModel { list.append(entry("embedding", e)) }
-        return .object(["models": .array(list), "verifier": .string(engines.config.verifier.kind.rawValue)])
+        var answer: JSONObject = ["models": .array(list), "verifier": .string(engines.config.verifier.kind.rawValue)]
+        if engines.draftModel != nil { answer["draft_vocabulary"] = .string(engines.sharesVocabulary ? "shared" : "own") }
+        return .object(answer)
     }
 
     // MARK: status, version, metrics
@@ -99,6 +102,7 @@ public final class Methods: Sendable {
                                  "failed": JSONValue(t.failed)]),
             "connections": .object(["open": JSONValue(connections.open), "max": JSONValue(config.maxConnections)]),
             "tokens_per_second": .double(t.tokensPerBusySecond),
+            "draft_vocabulary": models.objectValue?["draft_vocabulary"] ?? .null,
             "engine_threads": .object(["now": JSONValue(s.engineThreads), "max": JSONValue(config.threads),
                                        "changes": JSONValue(s.threadChanges)]),
             "jobs": batch.jobs, "drain_window": batch.drainWindow,

@@ -86,10 +86,7 @@ struct Ask: ParsableCommand {
     @Flag(name: .customLong("batch-invariant"),
           help: "No weight repacking, ggml's reference paths (--local only; the daemon's batch_invariant).")
     var batchInvariant = false
-    @Option(name: .customLong("models"),
-            help: "Directory with target.gguf, draft.gguf, embed.gguf (--local only, default \(EngineConfig.defaultModelDirectory)).",
-            completion: .directory)
-    var modelDirectory: String?
+    @OptionGroup(title: "Models (--local only)") var models: ModelOptions
     @OptionGroup var connection: ConnectionOptions
     @Option(help: "A system message before the question (the prompt becomes a conversation in the target's chat template).")
     var system: String?
@@ -98,7 +95,7 @@ struct Ask: ParsableCommand {
 
     func validate() throws {
         guard !local else { return }
-        let localOnly = [("--threads", threads != nil), ("--models", modelDirectory != nil), ("--batch-invariant", batchInvariant),
+        let localOnly = [("--threads", threads != nil), ("--models, --target or --draft", models.given), ("--batch-invariant", batchInvariant),
                          ("--proposal-tokens", options.proposalTokens != nil)]
         if let (flag, _) = localOnly.first(where: \.1) { throw ValidationError("\(flag) needs --local") }
     }
@@ -147,15 +144,14 @@ struct Ask: ParsableCommand {
     private func askLocally() throws {
         let config = try options.sessionConfig()
         let question = try question()
-        let modelDirectory = modelDirectory ?? EngineConfig.defaultModelDirectory
-        var engineConfig = EngineConfig(modelDirectory: modelDirectory)
+        var engineConfig = models.engineConfig()
         if let verifier = options.verifier {
             do { engineConfig.verifier = try VerifierSpec(parsing: verifier) } catch { throw ValidationError("--verifier \(error)") }
         }
         if let threads { engineConfig.threads = threads }
         engineConfig.batchInvariant = batchInvariant
         engineConfig.sequences = max(1, config.targetSequences)
-        if !json { FileHandle.standardError.write("loading models from \(modelDirectory) …\n") }
+        if !json { FileHandle.standardError.write("loading models from \(models.description) …\n") }
         let engines: Engines
         do {
             engines = try Engines(config: engineConfig, loadDraft: config.mode.usesDraft)

@@ -49,10 +49,7 @@ struct Bench: ParsableCommand {
     var sessions: String?
     @Option(name: .customLong("context-length"), help: "KV cells per context, shared by all sessions (--sessions needs room for each).")
     var contextLength: Int = EngineConfig().contextLength
-    @Option(name: .customLong("models"),
-            help: "Directory with target.gguf, draft.gguf, embed.gguf (default \(EngineConfig.defaultModelDirectory)).",
-            completion: .directory)
-    var modelDirectory: String?
+    @OptionGroup(title: "Models") var models: ModelOptions
     @Option(name: .customLong("json"), help: "Write the report as JSON here.", completion: .file())
     var jsonPath: String?
     @Option(name: .customLong("svg"), help: "Write the speed-up vs γ chart here.", completion: .file())
@@ -94,8 +91,7 @@ struct Bench: ParsableCommand {
         guard !problems.isEmpty else { throw CLIError("\(data): no problems after offset \(offset)") }
 
         let usesDraft = configs.contains { $0.mode.usesDraft }
-        let directory = modelDirectory ?? EngineConfig.defaultModelDirectory
-        var engineConfig = EngineConfig(modelDirectory: directory)
+        var engineConfig = models.engineConfig()
         // Without a draft nothing is verified: skip loading a verifier model.
         engineConfig.verifier = usesDraft ? try verifierSpec() : .exact
         engineConfig.threads = threads
@@ -104,7 +100,7 @@ struct Bench: ParsableCommand {
         let counts = try sessionCounts()
         engineConfig.sequences = configs.map(\.targetSequences).max()! * (counts?.max() ?? 1)
         engineConfig.contextLength = contextLength
-        FileHandle.standardError.write("loading models from \(directory) …\n")
+        FileHandle.standardError.write("loading models from \(models.description) …\n")
         let engines: Engines
         do { engines = try Engines(config: engineConfig, loadDraft: usesDraft) } catch { throw CLIError("\(error)") }
 

@@ -20,9 +20,7 @@ struct Passes: ParsableCommand {
     @Option(name: .customLong("gpu-layers"), help: "Layers offloaded to the GPU, -1 all (a CUDA build of llama.cpp; 0 = CPU only).")
     var gpuLayers: Int32 = EngineConfig().gpuLayers
     @Flag(name: .customLong("no-draft"), help: "Time the target only.") var noDraft = false
-    @Option(name: .customLong("models"), help: "Directory with target.gguf and draft.gguf (default \(EngineConfig.defaultModelDirectory)).",
-            completion: .directory)
-    var modelDirectory: String?
+    @OptionGroup(title: "Models") var models: ModelOptions
     @Option(name: .customLong("json"), help: "Write the report as JSON here.", completion: .file())
     var jsonPath: String?
 
@@ -44,7 +42,7 @@ struct Passes: ParsableCommand {
     func run() throws {
         ThreadWaitPolicy.ensureInEnvironment()
         let counts = try rowCounts()
-        let config = EngineConfig(modelDirectory: modelDirectory ?? EngineConfig.defaultModelDirectory)
+        let config = models.engineConfig()
         // Speed as the engine decodes by default: repacked weights, llama.cpp's F16 cache.
         let params = ContextParams(contextLength: prefix + counts.max()!, batchSize: max(prefix, counts.max()!),
                                    sequences: 1, threads: threads, batchInvariant: false)

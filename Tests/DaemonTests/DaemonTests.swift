@@ -163,6 +163,28 @@ struct DaemonTests {
     /// The daemon's greedy `ar` answer is the in-process one: serving changes nothing.
     /// Also as a conversation: one user turn is the prompt, and a system turn goes through the
     /// target's chat template as `ask --local` formats it.
+    /// A draft of another family through the daemon: Gemma 3 270M drafting for the Qwen target.
+    /// `models` and `status` say the steps cross as text; the answer is the target's own (exact
+    /// verifier, batch-invariant kernels) and draft steps are accepted.
+    @Test func aDraftOfAnotherFamilyServesAsks() throws {
+        let tiny = EngineConfig.defaultModelDirectory + "/tiny.gguf"
+        try requireModel(tiny)
+        let daemon = try startDaemon(config: "draft_model = \(tiny)\nbatch_invariant = true\n")
+        #expect(try daemon.client().call(method: "models")["draft_vocabulary"]?.stringValue == "own")
+        #expect(try daemon.status()["draft_vocabulary"]?.stringValue == "own")
+        let days = "The days of the week, one per paragraph:\n\nMonday\n\nTuesday\n\n"
+        let knobs: JSONObject = ["template": false, "max_tokens": 24, "adaptive": false]
+        var ar = knobs
+        ar["mode"] = "ar"
+        let plain = try ask(daemon.client(), days, ar)
+        var la = knobs
+        la["mode"] = "lookahead"
+        let speculated = try ask(daemon.client(), days, la)
+        #expect(speculated["text"] == plain["text"] && plain["text"]?.stringValue?.hasPrefix("Wednesday\n\n") == true)
+        #expect((speculated["stats"]?["accepted_steps"]?.intValue ?? 0) > 0, "\(speculated)")
+        #expect(daemon.stop() == 0)
+    }
+
     @Test func daemonAnswerEqualsInProcessAR() throws {
         let prompt = try GSM8K.prompt(GSM8K.problem(1))
         let system = "You are a careful tutor. Answer briefly."

@@ -22,15 +22,16 @@ enum RealModels {
     nonisolated(unsafe) private static let loadedExact = Result { try engines(verifier: "exact") }
     nonisolated(unsafe) private static let loadedEmbedding = Result { try engines(verifier: "embedding") }
 
-    static func engines(verifier: String, target: String = "target", loadDraft: Bool = true) throws -> Engines {
+    static func engines(verifier: String, target: String = "target", draft: String = "draft", loadDraft: Bool = true,
+                        contextLength: Int = 2048) throws -> Engines {
         var c = EngineConfig(modelDirectory: directory)
         c.targetPath = try path(target)
-        if loadDraft { c.draftPath = try path("draft") }
+        if loadDraft { c.draftPath = try path(draft) }
         if verifier == "embedding" { c.embedPath = try path("embed") }
         c.verifier = try VerifierSpec(parsing: verifier)
         c.threads = threads
         c.sequences = 16
-        c.contextLength = 2048
+        c.contextLength = contextLength
         c.batchInvariant = true  // the lossless checks compare tokens across batch shapes
         return try Engines(config: c, loadDraft: loadDraft)
     }
@@ -38,17 +39,57 @@ enum RealModels {
 
 @Suite("Lookahead on real models", .serialized)
 struct RealModelTests {
-    /// Steps cross as token ids, so a draft of another family (Gemma for Qwen) is refused at load,
-    /// naming both files, instead of running with no step ever accepted.
-    @Test func aDraftOfAnotherFamilyIsRefusedAtLoad() throws {
+    /// A draft trained on less context than the target reads (MiniLM: 512 tokens) is refused at
+    /// load, naming both files, instead of drafting noise past its reach.
+    @Test func aDraftThatCannotReadTheTargetsContextIsRefusedAtLoad() throws {
         var c = EngineConfig(modelDirectory: RealModels.directory)
         c.targetPath = try RealModels.path("target")
-        c.draftPath = try RealModels.path("tiny")
+        c.draftPath = try RealModels.path("embed")
         c.verifier = .exact
-        c.contextLength = 512
+        c.contextLength = 1024
         let error = try #require(throws: EngineError.self) { try Engines(config: c) }
         guard case .badConfig(let key, let reason) = error else { return }
-        #expect(key == "draft_model" && reason.contains(c.draftPath) && reason.contains(c.targetPath), "\(reason)")
+        #expect(key == "draft_model" && reason.contains(c.draftPath) && reason.contains(c.targetPath)
+                && reason.contains("512"), "\(reason)")
+    }
+
+    /// Gemma 3 270M (a base model: no chat template) drafting for the Qwen2.5 1.5B target: each
+    /// reads the prompt in its own tokens, steps cross as text, and with greedy decoding and the
+    /// exact verifier the answer is the target's own, token for token. On GSM8K the tiny Gemma is
+    /// rejected (its partial steps are still proposed); on a list both write alike, its steps are
+    /// accepted: the Qwen target regenerates them, re-tokenised, to the same tokens.
+    @Test func aDraftOfAnotherFamilyKeepsTheTargetsTokens() throws {
+        let engines = try RealModels.engines(verifier: "exact", draft: "tiny")
+        #expect(!engines.sharesVocabulary)
+        let question = GSM8K.prompt(try GSM8K.problem(0))
+        let days = "The days of the week, one per paragraph:\n\nMonday\n\nTuesday\n\n"
+        // Without a template of its own, the draft reads the question as plain text.
+        let draftPrompt = try #require(try engines.prompt(.text(question)).draft)
+        #expect(engines.draftModel!.vocab.detokenize(draftPrompt) == question)
+        var verified = 0, accepted = 0, proposed = 0
+        for (input, maxTokens) in [(PromptInput.text(question), 48), (.raw(days), 32)] {
+            let prompt = try engines.prompt(input)
+            let ar = try engines.generate(prompt: prompt, config: config(.ar, maxTokens: maxTokens))
+            for mode in [Mode.lookahead, .lookaheadSD] {
+                let g = try engines.generate(prompt: prompt, config: config(mode, maxTokens: maxTokens))
+                #expect(g.tokens == ar.tokens, "\(mode.rawValue) on \(input)")
+                verified += g.stats.acceptedDraftSteps + g.stats.rejectedDraftSteps + g.stats.sameTextOtherTokens
+                accepted += g.stats.acceptedDraftSteps
+                proposed += g.stats.proposed[.draftStep] ?? 0
+            }
+        }
+        #expect(verified > 0 && accepted > 0 && proposed > 0, "verified \(verified), accepted \(accepted), proposed \(proposed)")
+    }
+
+    /// The embedding verifier over the same pair: the Gemma steps it accepts are committed and the
+    /// Qwen target carries on from them, in its own tokens.
+    @Test func anotherFamilysStepsAreAcceptedUnderTheEmbeddingVerifier() throws {
+        let engines = try RealModels.engines(verifier: "embedding", draft: "tiny")
+        let prompt = try engines.prompt(.raw("The days of the week, one per paragraph:\n\nMonday\n\nTuesday\n\n"))
+        let g = try engines.generate(prompt: prompt, config: config(.lookahead, maxTokens: 32))
+        #expect(g.stats.acceptedDraftSteps > 0, "\(g.stats)")
+        #expect(g.text.hasPrefix("Wednesday\n\nThursday\n\n"), "\(g.text)")
+        #expect(try engines.targetModel.vocab.tokenize(g.text) == Array(g.tokens.prefix { !engines.targetModel.vocab.isEndOfGeneration($0) }))
     }
 
     /// Speculation always on unless `adaptive`: these tests exercise the algorithm's paths, which
