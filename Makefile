@@ -2,7 +2,7 @@
 # is cached under $(CACHE) keyed by version and checksum, so reruns skip it.
 CACHE        ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/lookaheadd
 FLAVOUR      := $(if $(CUDA),cuda,cpu)
-LLAMA_PREFIX := $(CACHE)/llama.cpp-0c1e57098-p1-$(FLAVOUR)
+LLAMA_PREFIX := $(CACHE)/llama.cpp-0c1e57098-p2-$(FLAVOUR)
 SWIFT_FLAGS  ?=
 CONFIG       ?= debug
 
@@ -49,7 +49,9 @@ run: build models
 # and find libllama through $ORIGIN, so nothing points back into this checkout or the build cache.
 # The libraries are copied, not `cp -a`'d: that kept the builder's uid on code the service loads, and
 # the builder could then change it. -P keeps the soname symlinks; --remove-destination replaces the
-# files (and so their owner) an earlier install left.
+# files (and so their owner) an earlier install left. The rpc-server other hosts run (README, "Bigger
+# than one machine") goes beside the libraries it finds through $ORIGIN, named in bin/ as
+# lookaheadd-rpc-server, with its unit template; CUDA builds (library only) have none.
 install: deps
 	swift build -c release --static-swift-stdlib -Xlinker -rpath -Xlinker '$$ORIGIN/../lib/lookaheadd'
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lookaheadd $(DESTDIR)$(UNITDIR) \
@@ -57,6 +59,11 @@ install: deps
 	install -m 755 $(RELEASE_BIN)/lookaheadd $(RELEASE_BIN)/lookaheadctl $(DESTDIR)$(PREFIX)/bin/
 	cp -P --preserve=mode,timestamps --no-preserve=ownership --remove-destination \
 	  $(LLAMA_PREFIX)/lib/*.so* $(DESTDIR)$(PREFIX)/lib/lookaheadd/
+	if [ -x $(LLAMA_PREFIX)/bin/ggml-rpc-server ]; then \
+	  install -m 755 $(LLAMA_PREFIX)/bin/ggml-rpc-server $(DESTDIR)$(PREFIX)/lib/lookaheadd/; \
+	  ln -sf ../lib/lookaheadd/ggml-rpc-server $(DESTDIR)$(PREFIX)/bin/lookaheadd-rpc-server; \
+	  sed 's|/usr/local/bin/lookaheadd-rpc-server|$(PREFIX)/bin/lookaheadd-rpc-server|' \
+	    systemd/lookaheadd-rpc@.service > $(DESTDIR)$(UNITDIR)/lookaheadd-rpc@.service; fi
 	sed 's|/usr/local/bin/lookaheadd|$(PREFIX)/bin/lookaheadd|' systemd/lookaheadd.service > $(DESTDIR)$(UNITDIR)/lookaheadd.service
 	install -m 644 systemd/lookaheadd.socket $(DESTDIR)$(UNITDIR)/
 	install -m 644 systemd/lookaheadd.sysusers $(DESTDIR)/usr/lib/sysusers.d/lookaheadd.conf

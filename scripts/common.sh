@@ -7,7 +7,7 @@ LLAMA_PY_VERSION=0.3.36
 LLAMA_PY_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 LLAMA_CPP_COMMIT=0c1e57098
 # Bumped whenever scripts/deps.sh changes what it builds (patches, flags), so caches never mix builds.
-LLAMA_BUILD_REV=p1
+LLAMA_BUILD_REV=p2
 SDIST_DIR="$CACHE_ROOT/sdist"
 SDIST="$SDIST_DIR/llama_cpp_python-$LLAMA_PY_VERSION.tar.gz"
 MODELS_DIR="$CACHE_ROOT/models"
@@ -52,16 +52,25 @@ unpack_sdist() {
   touch "$dir/.unpacked"
 }
 
-# patch_llama_src DIR: the one-line patch our builds carry. It lets GGML_CPU_USE_REF=1 select
+# patch_llama_src DIR: the two patches our builds carry. (1) One line lets GGML_CPU_USE_REF=1 select
 # ggml-cpu's reference paths (upstream has the switch, ggml_backend_cpu_set_use_ref, but llama.h
 # gives no way to reach a context's CPU backend). Without it, flash attention takes a split-KV path
 # for single-token batches and a tiled path for ≥64-token batches, so a sequence's logits depend on
 # what else is in its batch; lossless speculation (and answers that do not depend on load) need the
-# same arithmetic for every batch shape. Idempotent.
+# same arithmetic for every batch shape. (2) scripts/patches/ggml-rpc-failures.patch: ggml's RPC
+# client aborts the whole process when an rpc-server is down or drops; patched, the connection's
+# commands fail instead and ggml_backend_rpc_endpoint_failed() tells which server, so the daemon fails
+# the sessions that used it and keeps serving. Idempotent.
 patch_llama_src() {
   local cpu_cpp="$1/ggml/src/ggml-cpu/ggml-cpu.cpp"
-  grep -q GGML_CPU_USE_REF "$cpu_cpp" && return
-  grep -q '    ctx->use_ref             = false;' "$cpu_cpp" || die "$cpu_cpp: patch target line not found (llama.cpp changed?)"
-  sed -i 's|    ctx->use_ref             = false;|    ctx->use_ref             = getenv("GGML_CPU_USE_REF") != NULL \&\& getenv("GGML_CPU_USE_REF")[0] == '"'"'1'"'"';|' "$cpu_cpp"
-  grep -q GGML_CPU_USE_REF "$cpu_cpp" || die "$cpu_cpp: patch did not apply"
+  if ! grep -q GGML_CPU_USE_REF "$cpu_cpp"; then
+    grep -q '    ctx->use_ref             = false;' "$cpu_cpp" || die "$cpu_cpp: patch target line not found (llama.cpp changed?)"
+    sed -i 's|    ctx->use_ref             = false;|    ctx->use_ref             = getenv("GGML_CPU_USE_REF") != NULL \&\& getenv("GGML_CPU_USE_REF")[0] == '"'"'1'"'"';|' "$cpu_cpp"
+    grep -q GGML_CPU_USE_REF "$cpu_cpp" || die "$cpu_cpp: patch did not apply"
+  fi
+  if ! grep -q ggml_backend_rpc_endpoint_failed "$1/ggml/include/ggml-rpc.h"; then
+    need patch patch
+    patch -p1 --forward --quiet -d "$1" < "$(dirname "${BASH_SOURCE[0]}")/patches/ggml-rpc-failures.patch" \
+      || die "scripts/patches/ggml-rpc-failures.patch did not apply to $1 (llama.cpp changed?)"
+  fi
 }

@@ -41,7 +41,8 @@ fi
 if [ -n "$LIB_ONLY" ]; then
   TOOLS=() PROGRAMS=OFF
 else
-  TOOLS=(llama-simple llama-cli llama-speculative-simple llama-server llama-batched-bench) PROGRAMS=ON
+  # ggml-rpc-server: what other hosts run to lend their memory and compute (README, "Bigger than one machine").
+  TOOLS=(llama-simple llama-cli llama-speculative-simple llama-server llama-batched-bench ggml-rpc-server) PROGRAMS=ON
 fi
 
 BUILD="$CACHE_ROOT/build-$(basename "$PREFIX" | sed 's/^llama.cpp-//')"
@@ -52,7 +53,7 @@ cmake -S "$LLAMA_SRC" -B "$BUILD" -G "$GENERATOR" \
   -DCMAKE_INSTALL_PREFIX="$PREFIX" -DCMAKE_INSTALL_LIBDIR=lib \
   -DCMAKE_INSTALL_RPATH='$ORIGIN:$ORIGIN/../lib' -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON \
   -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_COMMON=$PROGRAMS -DLLAMA_BUILD_EXAMPLES=$PROGRAMS \
-  -DLLAMA_BUILD_TOOLS=$PROGRAMS -DLLAMA_BUILD_SERVER=$PROGRAMS -DLLAMA_BUILD_APP=OFF "${EXTRA[@]}" >&2
+  -DLLAMA_BUILD_TOOLS=$PROGRAMS -DLLAMA_BUILD_SERVER=$PROGRAMS -DLLAMA_BUILD_APP=OFF -DGGML_RPC=ON "${EXTRA[@]}" >&2
 
 say "building libllama ${TOOLS[*]} (the CPU build with tools ≈10 min on 2 cores; ninja shows [done/total])"
 # Ninja's progress lines are the progress report; only the named targets are built, not every example.
@@ -73,7 +74,7 @@ includedir=\${prefix}/include
 Name: llama
 Description: llama.cpp $LLAMA_CPP_COMMIT ($FLAVOUR) from llama-cpp-python $LLAMA_PY_VERSION
 Version: $LLAMA_PY_VERSION
-Libs: -L\${libdir} -lllama -lggml -lggml-base
+Libs: -L\${libdir} -lllama -lggml -lggml-base -lggml-rpc
 Cflags: -I\${includedir}
 PC
 [ -f "$PREFIX/lib/libllama.so" ] || die "build finished but $PREFIX/lib/libllama.so is missing"

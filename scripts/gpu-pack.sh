@@ -56,7 +56,7 @@ patch_llama_src "$LLAMA_SRC"
     vendor/miniaudio/CMakeLists.txt vendor/nlohmann/CMakeLists.txt vendor/sheredom/CMakeLists.txt \
     vendor/stb/CMakeLists.txt ggml -type f \
     ! -path 'gguf-py/tests/*' ! -name '*.pyc' \
-    \( ! -path 'ggml/src/ggml-*/*' -o -path 'ggml/src/ggml-cpu/*' -o -path 'ggml/src/ggml-cuda/*' \) \
+    \( ! -path 'ggml/src/ggml-*/*' -o -path 'ggml/src/ggml-cpu/*' -o -path 'ggml/src/ggml-cuda/*' -o -path 'ggml/src/ggml-rpc/*' \) \
     | sort > "$REPO/.build-static/llama-files.txt")
 tar -C "$LLAMA_SRC" --transform 's|^|llama.cpp/|' --owner=0 --group=0 --numeric-owner --mtime=@0 \
   -T "$REPO/.build-static/llama-files.txt" -cf - | xz -T0 -9 > "$PACK/llama.cpp.tar.xz"

@@ -12,56 +12,9 @@ Time to first token is the wall time of an `ask` with max_tokens 1: the prefill 
 Usage: prefix-bench.py --daemon .build/release/lookaheadd [--history-tokens 2000] [--preamble-tokens 1000]
          [--lines 20] [--mode lookahead+sd] [--json out.json] [--quick]
 Models: $LOOKAHEAD_MODELS, else ${XDG_CACHE_HOME:-$HOME/.cache}/lookaheadd/models (`make models`)."""
-import argparse, json, os, shutil, signal, socket, struct, subprocess, sys, tempfile, time
+import argparse, json, shutil, signal, sys, tempfile, time
 
-GSM8K = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Data", "gsm8k", "test.jsonl")
-
-
-def call(path, method, params=None):
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(path)
-    body = json.dumps({"id": 1, "method": method, "params": params or {}}).encode()
-    s.sendall(struct.pack(">I", len(body)) + body)
-    buf = b""
-    try:
-        while True:
-            while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
-                n = struct.unpack(">I", buf[:4])[0]
-                m = json.loads(buf[4:4 + n])
-                buf = buf[4 + n:]
-                if "error" in m:
-                    raise RuntimeError("%s: %s" % (method, m["error"]))
-                if "result" in m:
-                    return m["result"]
-            d = s.recv(65536)
-            if not d:
-                raise RuntimeError("%s: connection closed" % method)
-            buf += d
-    finally:
-        s.close()
-
-
-def start(binary, workdir):
-    sock = os.path.join(workdir, "d.sock")
-    config = os.path.join(workdir, "lookaheadd.conf")
-    with open(config, "w") as f:
-        f.write("socket = %s\nstate_dir = %s\n" % (sock, os.path.join(workdir, "state")))
-    log = open(os.path.join(workdir, "daemon.log"), "w")
-    proc = subprocess.Popen([binary, "--config", config], stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(1200):
-        if proc.poll() is not None:
-            sys.exit("lookaheadd exited during start-up; see %s" % log.name)
-        try:
-            if call(sock, "status")["state"] == "ready":
-                return proc, sock
-        except (OSError, RuntimeError):
-            pass
-        time.sleep(0.25)
-    sys.exit("lookaheadd did not become ready")
-
-
-def problems():
-    return [json.loads(line) for line in open(GSM8K)]
+from daemonlib import call, problems, start
 
 
 def history(target_tokens, items):

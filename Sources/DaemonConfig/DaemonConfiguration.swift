@@ -37,6 +37,10 @@ public struct DaemonConfiguration: Sendable, Equatable {
     // Engine
     public var threads = Self.engine.threads
     public var gpuLayers = Self.engine.gpuLayers
+    /// Checked as host:port here; a host other than loopback needs `rpcTrustedNetwork`.
+    public var rpcServers = Self.engine.rpcServers
+    public var rpcTrustedNetwork = false
+    public var tensorSplit = Self.engine.tensorSplit
     public var contextLength = Self.engine.contextLength
     public var batchSize = Self.engine.batchSize
     public var batchInvariant = Self.engine.batchInvariant
@@ -154,6 +158,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
         config.numericGuard = numericGuard
         config.threads = threads
         config.gpuLayers = gpuLayers
+        config.rpcServers = rpcServers
+        config.tensorSplit = tensorSplit
         config.contextLength = contextLength
         config.batchSize = batchSize
         config.batchInvariant = batchInvariant

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Lookahead
+import StepBatcher
 
 extension DaemonConfiguration {
     /// Reads and parses the file at `path`. A file named explicitly must exist: silently running on
@@ -70,6 +71,11 @@ extension DaemonConfiguration {
         if let open = httpListen.first(where: { !$0.isLoopback }) {
             try require(!apiKeyFile.isEmpty, "http_listen", "api_key_file",
                         "\(open) is reachable from other machines: set api_key_file (a bearer token) or listen on loopback only")
+        }
+        for server in rpcServers {
+            do { _ = try RPCEndpoint(server.text, trustedNetwork: rpcTrustedNetwork) } catch {
+                try require(false, "rpc_servers", "rpc_trusted_network", error.reason)
+            }
         }
         try require(maxPromptTokens < contextLength, "max_prompt_tokens", "context_length",
                     "max_prompt_tokens (\(maxPromptTokens)) must be below context_length (\(contextLength)) to leave room for the answer")
@@ -220,12 +226,17 @@ struct Value {
         return mode
     }
 
+    /// Items separated by commas or blanks.
+    func list() -> [String] {
+        text.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }).map(String.init)
+    }
+
     /// Endpoints separated by commas or blanks, each once.
     func httpEndpoints() throws(Invalid) -> [HTTPEndpoint] {
         var endpoints: [HTTPEndpoint] = []
-        for item in text.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }) {
+        for item in list() {
             let endpoint: HTTPEndpoint
-            do { endpoint = try HTTPEndpoint(parsing: String(item)) } catch { throw Invalid(error.description) }
+            do { endpoint = try HTTPEndpoint(parsing: item) } catch { throw Invalid(error.description) }
             guard !endpoints.contains(endpoint) else { throw Invalid("\(endpoint) is listed twice") }
             endpoints.append(endpoint)
         }
@@ -286,6 +297,27 @@ extension DaemonConfiguration {
 
         Setting("threads") { c, v throws(Invalid) in c.threads = try v.integer(1...256) },
         Setting("gpu_layers") { c, v throws(Invalid) in c.gpuLayers = Int32(try v.integer(-1...Int(Int32.max))) },
+        Setting("rpc_servers") { c, v throws(Invalid) in
+            // Whether a host may be other than loopback depends on rpc_trusted_network: checked with it.
+            var servers: [RPCEndpoint] = []
+            for text in v.list() {
+                let server: RPCEndpoint
+                do throws(EngineError) { server = try RPCEndpoint(text, trustedNetwork: true) } catch { throw Invalid(error.reason) }
+                guard !servers.contains(server) else { throw Invalid("\(server) is listed twice") }
+                servers.append(server)
+            }
+            c.rpcServers = servers
+        },
+        Setting("rpc_trusted_network") { c, v throws(Invalid) in c.rpcTrustedNetwork = try v.bool() },
+        Setting("tensor_split") { c, v throws(Invalid) in
+            var shares: [Float] = []
+            for text in v.list() {
+                guard let x = Float(text), x >= 0, x.isFinite else { throw Invalid("'\(text)' is not a non-negative number") }
+                shares.append(x)
+            }
+            guard shares.isEmpty || shares.contains(where: { $0 > 0 }) else { throw Invalid("at least one share must be above 0") }
+            c.tensorSplit = shares.isEmpty ? nil : shares
+        },
         Setting("context_length") { c, v throws(Invalid) in c.contextLength = try v.integer(256...Int(Int32.max)) },
         Setting("batch_size") { c, v throws(Invalid) in c.batchSize = try v.integer(32...Int(Int32.max)) },
         Setting("batch_invariant") { c, v throws(Invalid) in c.batchInvariant = try v.bool() },

@@ -20,6 +20,8 @@ public enum LlamaError: Error, CustomStringConvertible, Equatable {
     case tokenizeFailed(String)
     case chatTemplate(String)
     case notAnEmbeddingModel(String)
+    /// An `rpc-server` that is down, unreachable or lost mid-run.
+    case rpcServer(endpoint: String, reason: String)
 
     public var description: String {
         switch self {
@@ -37,6 +39,7 @@ public enum LlamaError: Error, CustomStringConvertible, Equatable {
         case .tokenizeFailed(let m): return "tokenize failed: \(m)"
         case .chatTemplate(let m): return "chat template: \(m)"
         case .notAnEmbeddingModel(let m): return "embeddings unavailable: \(m)"
+        case .rpcServer(let e, let r): return "rpc server \(e): \(r)"
         }
     }
 }
@@ -54,17 +57,7 @@ public enum LlamaBackend {
 
     /// The GPU llama.cpp offloads to first, as "CUDA0 (NVIDIA H200)"; nil when this build of
     /// llama.cpp has no GPU backend or the machine no GPU it can use.
-    public static var gpu: String? {
-        initialise()
-        guard llama_supports_gpu_offload() else { return nil }
-        for i in 0..<ggml_backend_dev_count() {
-            let device = ggml_backend_dev_get(i)
-            if ggml_backend_dev_type(device) == GGML_BACKEND_DEVICE_TYPE_GPU {
-                return "\(String(cString: ggml_backend_dev_name(device))) (\(String(cString: ggml_backend_dev_description(device))))"
-            }
-        }
-        return nil
-    }
+    public static var gpu: String? { Device.localGPUs.first?.description }
 
     /// llama.cpp's own lines: errors and warnings as such, the rest (model loading, every tensor) debug.
     fileprivate static let log = Logger(label: "llama.cpp")

@@ -9,8 +9,9 @@ public final class Model: @unchecked Sendable {
     let pointer: OpaquePointer
     public let path: String
     public let vocab: Vocab
-    /// Where its layers are: `LlamaBackend.gpu` when any were offloaded, else "CPU".
-    public let device: String
+    /// The devices its offloaded layers went to (empty: all on the CPU), and how many layers went.
+    public let devices: [Device]
+    public let offloadedLayers: Int
 
     /// Loads `path`, offloading `gpuLayers` layers (-1: all) where a GPU backend exists (ignored on CPU builds).
     /// Checks existence and the GGUF magic first, so the common mistakes get a precise error.
@@ -19,19 +20,44 @@ public final class Model: @unchecked Sendable {
     /// decoded beside others stopped giving the same greedy tokens as alone (measured here; with
     /// repack off and flash attention on it does). Single-token decoding is as fast without it, but
     /// small multi-token passes are not: 4 tokens cost ≈ 1.7× one token repacked, ≈ 2.1× not.
-    public init(path: String, gpuLayers: Int32 = -1, repack: Bool = false) throws {
+    /// `placement`: the devices offloaded layers go to and their shares (default: the local GPUs).
+    public init(path: String, gpuLayers: Int32 = -1, repack: Bool = false, placement: Placement = Placement()) throws {
         LlamaBackend.initialise()
         try Model.checkFile(path)
         var params = llama_model_default_params()
         params.n_gpu_layers = gpuLayers
         params.use_extra_bufts = repack
-        guard let model = llama_model_load_from_file(path, params) else {
+        let devices = placement.devices ?? Device.localGPUs
+        // NULL-terminated, as llama.cpp reads it; both arrays must outlive the load call.
+        var list: [ggml_backend_dev_t?] = devices.map(\.pointer) + [nil]
+        var split = [Float](repeating: 0, count: Int(llama_max_devices()))
+        for (i, share) in (placement.tensorSplit ?? []).prefix(split.count).enumerated() { split[i] = share }
+        let loaded = list.withUnsafeMutableBufferPointer { list in
+            split.withUnsafeBufferPointer { split in
+                if placement.devices != nil { params.devices = list.baseAddress }
+                if placement.tensorSplit != nil { params.tensor_split = split.baseAddress }
+                return llama_model_load_from_file(path, params)
+            }
+        }
+        guard let model = loaded else {
+            if let endpoint = devices.compactMap(\.endpoint).first(where: RemoteDevices.hasFailed) {
+                throw LlamaError.rpcServer(endpoint: endpoint, reason: "the connection failed while \(path) was loading")
+            }
             throw LlamaError.modelLoadFailed(path: path)
         }
         pointer = model
         self.path = path
         vocab = Vocab(llama_model_get_vocab(model)!)
-        device = gpuLayers != 0 ? LlamaBackend.gpu ?? "CPU" : "CPU"
+        self.devices = gpuLayers == 0 ? [] : devices
+        let layers = Int(llama_model_n_layer(model))
+        offloadedLayers = self.devices.isEmpty ? 0 : gpuLayers < 0 ? layers : min(Int(gpuLayers), layers)
+    }
+
+    /// Where its layers are: "CPU", the devices they were offloaded to (as "CUDA0 (NVIDIA H200)"),
+    /// or both ("CPU + RPC0 (10.0.0.2:50052)") when only some left the CPU.
+    public var device: String {
+        let places = (offloadedLayers < layerCount ? ["CPU"] : []) + devices.map(\.description)
+        return places.joined(separator: " + ")
     }
 
     deinit { llama_model_free(pointer) }
@@ -102,6 +128,18 @@ public final class Model: @unchecked Sendable {
             }
             capacity = Int(n) + 1
         }
+    }
+}
+
+/// Where a model's offloaded layers go.
+public struct Placement: Sendable, Equatable {
+    /// nil: every local GPU (llama.cpp's default); empty: none, everything on the CPU.
+    public var devices: [Device]?
+    /// Shares of the offloaded layers, in `devices`' order (nil: in proportion to free memory).
+    public var tensorSplit: [Float]?
+    public init(devices: [Device]? = nil, tensorSplit: [Float]? = nil) {
+        self.devices = devices
+        self.tensorSplit = tensorSplit
     }
 }
 

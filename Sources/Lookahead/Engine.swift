@@ -53,13 +53,11 @@ public protocol TokenText: AnyObject {
 
 final class VocabText: TokenText {
     let vocab: Vocab
-    let fingerprint: UInt64
+    /// Read every token's bytes once, when first asked (a pair is loaded): not for a target alone.
+    lazy var fingerprint: UInt64 = vocab.fingerprint()
     /// Pieces are looked up once per token id: the step splitter asks for every generated token.
     private var cache: [Token: [UInt8]] = [:]
-    init(_ vocab: Vocab) {
-        self.vocab = vocab
-        fingerprint = vocab.fingerprint()
-    }
+    init(_ vocab: Vocab) { self.vocab = vocab }
     func pieceBytes(_ token: Token) -> [UInt8] {
         if let p = cache[token] { return p }
         let p = vocab.pieceBytes(token)
@@ -83,11 +81,14 @@ public final class LlamaEngine: ModelEngine {
     private let batch: Batch
     /// Called after every decoded chunk: a long prefill still lets the watchdog hear the engine.
     public var afterChunk: () -> Void = {}
+    /// The `rpc-server`s holding some of its layers: a lost connection fails the pass.
+    private let servers: [String]
 
     public init(context: Context) {
         self.context = context
         text = VocabText(context.model.vocab)
         batch = Batch(capacity: context.params.batchSize, maxSequencesPerToken: context.params.sequences)
+        servers = context.model.devices.compactMap(\.endpoint)
     }
 
     public var contextLength: Int { context.contextLength }
@@ -102,7 +103,9 @@ public final class LlamaEngine: ModelEngine {
             for e in entries[start..<end] {
                 try batch.add(e.token, position: e.position, sequences: e.sequences, logits: e.output != nil)
             }
-            try context.decode(batch)
+            do { try context.decode(batch) } catch { throw remoteFailure ?? error }
+            // ggml's RPC client drops the commands of a lost connection: the pass's numbers are void.
+            if let failure = remoteFailure { throw failure }
             afterChunk()
             for i in start..<end {
                 if let params = entries[i].output {
@@ -112,6 +115,11 @@ public final class LlamaEngine: ModelEngine {
             start = end
         }
         return out
+    }
+
+    private var remoteFailure: LlamaError? {
+        guard let endpoint = servers.first(where: RemoteDevices.hasFailed) else { return nil }
+        return .rpcServer(endpoint: endpoint, reason: "the connection was lost; every pass of this model fails until the server is back and the models are reloaded")
     }
 
     public func copy(_ source: SeqID, to destination: SeqID, positions: Range<Int32>) {

@@ -63,6 +63,8 @@ public final class Methods: Sendable {
                 "arch": .string(m.metadata("general.architecture") ?? "unknown"),
                 "parameters": .int(Int64(m.parameterCount)), "context_length": .int(Int64(m.trainedContext)),
                 "chat_template": .bool(m.chatTemplate != nil), "device": .string(m.device),
+                "layers": .int(Int64(m.layerCount)), "offloaded_layers": .int(Int64(m.offloadedLayers)),
+                "devices": .array(m.devices.map { .string($0.description) }),
             ])
         }
         var list = [entry("target", engines.targetModel)]
@@ -103,6 +105,9 @@ public final class Methods: Sendable {
             "connections": .object(["open": JSONValue(connections.open), "max": JSONValue(config.maxConnections)]),
             "tokens_per_second": .double(t.tokensPerBusySecond),
             "draft_vocabulary": models.objectValue?["draft_vocabulary"] ?? .null,
+            "rpc_servers": .array(config.rpcServers.map { server in
+                .object(["endpoint": .string(server.text), "lost": .bool(RemoteDevices.hasFailed(server.text))])
+            }),
             "engine_threads": .object(["now": JSONValue(s.engineThreads), "max": JSONValue(config.threads),
                                        "changes": JSONValue(s.threadChanges)]),
             "jobs": batch.jobs, "drain_window": batch.drainWindow,

@@ -15,7 +15,14 @@ public struct EngineConfig: Sendable, Equatable {
     /// The most threads a pass may use (the thread governor may use fewer).
     public var threads = 2
     /// Layers offloaded to the GPU, -1 all: a build of llama.cpp without a GPU backend offloads none.
+    /// With `rpcServers`, how many of the target's layers leave this host's CPU.
     public var gpuLayers: Int32 = -1
+    /// `rpc-server` endpoints ("host:port") lending their devices to the target, which splits its
+    /// offloaded layers over the local GPUs and these, in this order. Draft and verifier stay local.
+    public var rpcServers: [RPCEndpoint] = []
+    /// The target's shares of offloaded layers per device (local GPUs, then the RPC devices); nil:
+    /// in proportion to their free memory.
+    public var tensorSplit: [Float]?
     public var contextLength = 8192
     public var batchSize = 512
     /// Sequence ids per context: sessions × (1 + γ·W) must fit (at most `maxSequences`).
@@ -26,6 +33,14 @@ public struct EngineConfig: Sendable, Equatable {
     /// SGLang): repacked weights and fused kernels, faster decoding (docs/benchmarks.md), and
     /// answers that can split from `ar` where the target's own choice is a near-tie.
     public var batchInvariant = false
+
+    /// Where the target's offloaded layers go: the local GPUs, then the RPC servers' devices
+    /// (connected here: a server that is down is an error naming it).
+    public func targetPlacement() throws -> Placement {
+        let remote = try rpcServers.flatMap { try RemoteDevices.connect($0.text) }
+        guard !remote.isEmpty || tensorSplit != nil else { return Placement() }
+        return Placement(devices: Device.localGPUs + remote, tensorSplit: tensorSplit)
+    }
 
     /// llama.cpp allows 256 sequence ids; batch invariance keeps one of them (`Context`).
     public var maxSequences: Int { Context.maxSequences(batchInvariant: batchInvariant) }
@@ -65,7 +80,8 @@ public final class Engines {
     public init(config: EngineConfig, loadDraft: Bool = true) throws {
         self.config = config
         let repack = !config.batchInvariant
-        targetModel = try Model(path: config.targetPath, gpuLayers: config.gpuLayers, repack: repack)
+        targetModel = try Model(path: config.targetPath, gpuLayers: config.gpuLayers, repack: repack,
+                                placement: try config.targetPlacement())
         let params = ContextParams(contextLength: config.contextLength, batchSize: config.batchSize,
                                    sequences: config.sequences, threads: config.threads,
                                    batchInvariant: config.batchInvariant)
@@ -195,8 +211,47 @@ public enum PromptInput: Sendable, Equatable {
     }
 }
 
+/// An `rpc-server` to lend its devices: "host:port". ggml's RPC protocol has no authentication and
+/// no encryption, so a host other than this one's loopback is taken only on a trusted network.
+public struct RPCEndpoint: Sendable, Equatable, CustomStringConvertible {
+    public let text: String
+    public let host: String
+    public let port: UInt16
+
+    /// `text` checked; the reason for refusing it otherwise.
+    public init(_ text: String, trustedNetwork: Bool) throws(EngineError) {
+        func bad(_ reason: String) -> EngineError { .badConfig(key: "rpc_servers", reason: "'\(text)': \(reason)") }
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0 else {
+            throw bad("not host:port (as 192.168.1.20:50052)")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, !host.contains(where: \.isWhitespace) else { throw bad("no host before the port") }
+        guard trustedNetwork || Self.isLoopback(host) else {
+            throw bad("""
+                not this host's loopback; ggml's RPC has no authentication or encryption, so anyone who reaches \
+                the server can use it and read or change the tensors it holds: set rpc_trusted_network = true \
+                for a private network or a tunnel
+                """)
+        }
+        self.text = text
+        self.host = host
+        self.port = port
+    }
+
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.") && host.split(separator: ".").count == 4
+    }
+
+    public var description: String { text }
+}
+
 public enum EngineError: Error, CustomStringConvertible, Equatable {
     case badConfig(key: String, reason: String)
+    /// The reason alone, for a caller that names the key itself (the config parser's line).
+    public var reason: String {
+        switch self { case .badConfig(_, let r): return r }
+    }
     public var description: String {
         switch self { case .badConfig(let k, let r): return "config key '\(k)': \(r)" }
     }

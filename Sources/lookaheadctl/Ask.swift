@@ -95,7 +95,7 @@ struct Ask: ParsableCommand {
 
     func validate() throws {
         guard !local else { return }
-        let localOnly = [("--threads", threads != nil), ("--models, --target or --draft", models.given), ("--batch-invariant", batchInvariant),
+        let localOnly = [("--threads", threads != nil), ("--models, --target, --draft, --gpu-layers, --rpc or --tensor-split", models.given), ("--batch-invariant", batchInvariant),
                          ("--proposal-tokens", options.proposalTokens != nil)]
         if let (flag, _) = localOnly.first(where: \.1) { throw ValidationError("\(flag) needs --local") }
     }
@@ -144,7 +144,7 @@ struct Ask: ParsableCommand {
     private func askLocally() throws {
         let config = try options.sessionConfig()
         let question = try question()
-        var engineConfig = models.engineConfig()
+        var engineConfig = try models.engineConfig()
         if let verifier = options.verifier {
             do { engineConfig.verifier = try VerifierSpec(parsing: verifier) } catch { throw ValidationError("--verifier \(error)") }
         }

@@ -41,8 +41,6 @@ struct Bench: ParsableCommand {
           help: "Compare every mode's tokens with ar's on each problem and fail on any difference (needs --batch-invariant, --verifier exact and ar among the modes).")
     var checkLossless = false
     @Option(help: "Engine threads.") var threads: Int = EngineConfig().threads
-    @Option(name: .customLong("gpu-layers"), help: "Layers offloaded to the GPU, -1 all (a CUDA build of llama.cpp; 0 = CPU only).")
-    var gpuLayers: Int32 = EngineConfig().gpuLayers
     @Option(help: ArgumentHelp(
         "Comma-separated session counts (e.g. 1,8,32): run that many problems at once through one scheduler, each mode in turn, instead of one at a time.",
         discussion: "Reports aggregate tokens/s and per-session latency p50/p95 (arrival to result); problems repeat when fewer than the count."))
@@ -59,7 +57,6 @@ struct Bench: ParsableCommand {
         guard limit > 0 else { throw ValidationError("--limit must be positive") }
         guard offset >= 0 else { throw ValidationError("--offset must not be negative") }
         guard threads > 0 else { throw ValidationError("--threads must be positive") }
-        guard gpuLayers >= -1 else { throw ValidationError("--gpu-layers must be -1 (all) or more") }
         guard contextLength > 0 else { throw ValidationError("--context-length must be positive") }
         let configs = try sessionConfigs()
         if let counts = try sessionCounts() {
@@ -91,12 +88,11 @@ struct Bench: ParsableCommand {
         guard !problems.isEmpty else { throw CLIError("\(data): no problems after offset \(offset)") }
 
         let usesDraft = configs.contains { $0.mode.usesDraft }
-        var engineConfig = models.engineConfig()
+        var engineConfig = try models.engineConfig()
         // Without a draft nothing is verified: skip loading a verifier model.
         engineConfig.verifier = usesDraft ? try verifierSpec() : .exact
         engineConfig.threads = threads
         engineConfig.batchInvariant = batchInvariant
-        engineConfig.gpuLayers = gpuLayers
         let counts = try sessionCounts()
         engineConfig.sequences = configs.map(\.targetSequences).max()! * (counts?.max() ?? 1)
         engineConfig.contextLength = contextLength

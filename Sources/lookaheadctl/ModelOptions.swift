@@ -14,21 +14,50 @@ struct ModelOptions: ParsableArguments {
             help: "The draft model, instead of the directory's draft.gguf: any family (a draft with another vocabulary exchanges steps as text).",
             completion: .file())
     var draft: String?
+    @Option(name: .customLong("gpu-layers"),
+            help: "Layers offloaded to the GPU (a CUDA build of llama.cpp) or, with --rpc, the target's layers that leave this CPU; -1 all, 0 none.")
+    var gpuLayers: Int32 = EngineConfig().gpuLayers
+    @Option(name: .customLong("rpc"),
+            help: "rpc-server endpoints (host:port, comma-separated) lending their devices to the target; --gpu-layers of its layers leave this CPU.")
+    var rpc: String?
+    @Flag(name: .customLong("rpc-trusted-network"),
+          help: "Allow rpc-servers beyond loopback (ggml's RPC has no authentication or encryption).")
+    var rpcTrustedNetwork = false
+    @Option(name: .customLong("tensor-split"), help: "The target's shares of offloaded layers per device (local GPUs, then --rpc's), as 3,1.")
+    var tensorSplit: String?
 
-    var given: Bool { directory != nil || target != nil || draft != nil }
+    var given: Bool {
+        directory != nil || target != nil || draft != nil || rpc != nil || tensorSplit != nil || gpuLayers != EngineConfig().gpuLayers
+    }
     var resolvedDirectory: String { directory ?? EngineConfig.defaultModelDirectory }
 
-    func engineConfig() -> EngineConfig {
+    func validate() throws { _ = try engineConfig() }
+
+    func engineConfig() throws -> EngineConfig {
         var c = EngineConfig(modelDirectory: resolvedDirectory)
         if let target { c.targetPath = target }
         if let draft { c.draftPath = draft }
+        guard gpuLayers >= -1 else { throw ValidationError("--gpu-layers must be -1 (all) or more") }
+        c.gpuLayers = gpuLayers
+        for server in (rpc ?? "").split(separator: ",") {
+            do throws(EngineError) {
+                c.rpcServers.append(try RPCEndpoint(String(server), trustedNetwork: rpcTrustedNetwork))
+            } catch { throw ValidationError("--rpc \(error.reason)") }
+        }
+        if let tensorSplit {
+            let shares = tensorSplit.split(separator: ",").map { Float($0) }
+            guard !shares.isEmpty, shares.allSatisfy({ ($0 ?? -1) >= 0 }), shares.contains(where: { ($0 ?? 0) > 0 }) else {
+                throw ValidationError("--tensor-split '\(tensorSplit)' is not a comma-separated list of non-negative shares")
+            }
+            c.tensorSplit = shares.map { $0! }
+        }
         return c
     }
 
     /// What a progress line says is being loaded.
     var description: String {
         guard target != nil || draft != nil else { return resolvedDirectory }
-        let c = engineConfig()
-        return "\(c.targetPath) (target), \(c.draftPath) (draft)"
+        let defaults = EngineConfig(modelDirectory: resolvedDirectory)
+        return "\(target ?? defaults.targetPath) (target), \(draft ?? defaults.draftPath) (draft)"
     }
 }

@@ -17,8 +17,6 @@ struct Passes: ParsableCommand {
     @Option(help: "Tokens of context before the timed rows.") var prefix: Int = 128
     @Option(help: "Timed passes per row count (the median is reported).") var repeats: Int = 10
     @Option(help: "Engine threads.") var threads: Int = EngineConfig().threads
-    @Option(name: .customLong("gpu-layers"), help: "Layers offloaded to the GPU, -1 all (a CUDA build of llama.cpp; 0 = CPU only).")
-    var gpuLayers: Int32 = EngineConfig().gpuLayers
     @Flag(name: .customLong("no-draft"), help: "Time the target only.") var noDraft = false
     @OptionGroup(title: "Models") var models: ModelOptions
     @Option(name: .customLong("json"), help: "Write the report as JSON here.", completion: .file())
@@ -29,7 +27,6 @@ struct Passes: ParsableCommand {
         guard prefix > 0 else { throw ValidationError("--prefix must be positive") }
         guard repeats > 0 else { throw ValidationError("--repeats must be positive") }
         guard threads > 0 else { throw ValidationError("--threads must be positive") }
-        guard gpuLayers >= -1 else { throw ValidationError("--gpu-layers must be -1 (all) or more") }
     }
 
     private func rowCounts() throws -> [Int] {
@@ -42,18 +39,18 @@ struct Passes: ParsableCommand {
     func run() throws {
         ThreadWaitPolicy.ensureInEnvironment()
         let counts = try rowCounts()
-        let config = models.engineConfig()
+        let config = try models.engineConfig()
         // Speed as the engine decodes by default: repacked weights, llama.cpp's F16 cache.
         let params = ContextParams(contextLength: prefix + counts.max()!, batchSize: max(prefix, counts.max()!),
                                    sequences: 1, threads: threads, batchInvariant: false)
-        func curve(_ path: String) throws -> PassCostCurve {
+        func curve(_ path: String, placement: Placement = Placement()) throws -> PassCostCurve {
             FileHandle.standardError.write("timing \(path) …\n")
             do {
-                let model = try Model(path: path, gpuLayers: gpuLayers, repack: true)
+                let model = try Model(path: path, gpuLayers: config.gpuLayers, repack: true, placement: placement)
                 return try PassCostProbe.measure(try Context(model: model, params: params), rows: counts, prefix: prefix, repeats: repeats)
             } catch { throw CLIError("\(path): \(error)") }
         }
-        let report = PassCostReport(target: try curve(config.targetPath), draft: noDraft ? nil : try curve(config.draftPath),
+        let report = PassCostReport(target: try curve(config.targetPath, placement: try config.targetPlacement()), draft: noDraft ? nil : try curve(config.draftPath),
                                     prefix: prefix, repeats: repeats)
         FileHandle.standardOutput.write(report.table())
         if let jsonPath { try Bench.write("\(report.json())\n", to: jsonPath) }

@@ -220,9 +220,9 @@ private func defaults(_ change: (inout DaemonConfiguration) -> Void) -> DaemonCo
     }
 
     @Test func unknownKeyFarFromAnyKnownOneHasNoSuggestion() throws {
-        let error = try #require(failure("rpc_servers = a:1"))
-        #expect(error.isUnknownKey && error.key == "rpc_servers" && error.line == 1)
-        #expect(error.description == "test.conf:1: unknown key 'rpc_servers'")
+        let error = try #require(failure("peer_hosts = a:1"))
+        #expect(error.isUnknownKey && error.key == "peer_hosts" && error.line == 1)
+        #expect(error.description == "test.conf:1: unknown key 'peer_hosts'")
     }
 
     @Test func repeatedKeyNamesBothLines() throws {
@@ -292,6 +292,33 @@ private func defaults(_ change: (inout DaemonConfiguration) -> Void) -> DaemonCo
         #expect(try parse("http_listen = localhost:8080, 127.0.0.2:9").httpListen.allSatisfy(\.isLoopback))
         #expect(failure("http_listen = example.com:80")?.message.contains("not an IP address or localhost") == true)
         #expect(failure("http_listen = 127.0.0.1:1, 127.0.0.1:1")?.message == "127.0.0.1:1 is listed twice")
+    }
+}
+
+@Suite struct RPCServerTests {
+    @Test func serversAreLoopbackUnlessTheNetworkIsTrusted() throws {
+        #expect(try parse("rpc_servers = 127.0.0.1:50052, localhost:50053 [::1]:7").rpcServers.map(\.text)
+            == ["127.0.0.1:50052", "localhost:50053", "[::1]:7"])
+        let far = try #require(failure("rpc_servers = 10.0.0.2:50052"))
+        #expect(far.key == "rpc_servers" && far.line == 1)
+        #expect(far.message.hasPrefix("'10.0.0.2:50052': not this host's loopback") && far.message.contains("rpc_trusted_network = true"))
+        #expect(try parse("rpc_servers = 10.0.0.2:50052\nrpc_trusted_network = true").rpcServers.map(\.host) == ["10.0.0.2"])
+        // The later of the two lines is blamed.
+        #expect(failure("rpc_trusted_network = false\nrpc_servers = 10.0.0.2:1")?.line == 2)
+        #expect(failure("rpc_servers = 10.0.0.2:1\nrpc_trusted_network = no")?.key == "rpc_trusted_network")
+    }
+
+    @Test func badServersAndSharesAreNamed() throws {
+        #expect(failure("rpc_servers = 127.0.0.1")?.message == "'127.0.0.1': not host:port (as 192.168.1.20:50052)")
+        #expect(failure("rpc_servers = 127.0.0.1:70000")?.message == "'127.0.0.1:70000': not host:port (as 192.168.1.20:50052)")
+        #expect(failure("rpc_servers = :5")?.message == "':5': no host before the port")
+        #expect(failure("rpc_servers = 127.0.0.1:1 127.0.0.1:1")?.message == "127.0.0.1:1 is listed twice")
+        #expect(try parse("tensor_split = 3, 1").tensorSplit == [3, 1])
+        #expect(try parse("tensor_split =").tensorSplit == nil)
+        #expect(failure("tensor_split = 1,x")?.message == "'x' is not a non-negative number")
+        #expect(failure("tensor_split = 0,0")?.message == "at least one share must be above 0")
+        let engine = try parse("rpc_servers = 127.0.0.1:9\ntensor_split = 1,2\ngpu_layers = 10").engineConfig()
+        #expect(engine.rpcServers.map(\.text) == ["127.0.0.1:9"] && engine.tensorSplit == [1, 2] && engine.gpuLayers == 10)
     }
 }
 

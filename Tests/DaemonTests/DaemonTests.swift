@@ -353,6 +353,37 @@ struct DaemonTests {
         #expect((got + stopping).contains("STOPPING=1"))
     }
 
+    /// The target's last 8 layers on an rpc-server: `models` and `status` show it; killing the
+    /// server mid-answer fails that ask with `internal` naming the server, and the daemon answers
+    /// `status` (the server `lost`) afterwards. A server that is down stops the start, named.
+    @Test func anRPCServerLostMidAskFailsItAndTheDaemonServesOn() throws {
+        let server = try RPCServer()
+        let daemon = try startDaemon(config: "rpc_servers = \(server.endpoint)\ngpu_layers = 8\n")
+        let target = try #require(try daemon.call("models")["models"]?.arrayValue?.first)
+        #expect(target["offloaded_layers"]?.intValue == 8, "\(target)")
+        #expect(target["devices"]?.arrayValue?.first?.stringValue?.contains(server.endpoint) == true, "\(target)")
+        #expect(try daemon.status()["rpc_servers"] == .array([.object(["endpoint": .string(server.endpoint), "lost": false])]))
+        var steps = 0
+        let client = try daemon.client(), prompt = try GSM8K.prompt(GSM8K.problem(1))
+        let outcome = Result {
+            try ask(client, prompt, ["mode": "ar", "max_tokens": 256]) { _ in
+                steps += 1
+                if steps == 1 { server.kill() }
+            }
+        }
+        guard case .failure(ClientError.rejected(let error)) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(error.code == .internal && error.message.contains(server.endpoint), "\(error)")
+        let status = try daemon.status()
+        #expect(status["state"]?.stringValue == "ready")
+        #expect(status["rpc_servers"]?.arrayValue?.first?["lost"] == true)
+        #expect(daemon.stop() == 0)
+
+        let down = "127.0.0.1:\(try RPCServer.freePort())"
+        let refused = try startDaemon(config: "rpc_servers = \(down)\n", waitForSocket: false)
+        #expect(refused.waitForExit() == 1)
+        #expect(refused.log.contains("rpc server \(down)"), "\(refused.log)")
+    }
+
     @Test func configErrorsNameTheLineAndMissingModelsFailClearly() throws {
         let bad = try startDaemon(config: "verifier = exact\ncolour = blue\n", waitForSocket: false)
         #expect(bad.waitForExit() == 78)

@@ -270,8 +270,7 @@ struct CrossVocabularyTests {
     @Test func aRejectedStepIsReplacedInTheDraftsTokens() throws {
         var wrong = script
         wrong[2] = "so 3 + 5 = 9 |"
-        var s = scenario(draft: wrong)
-        let o = try s.run()
+        let o = try scenario(draft: wrong).run()
         #expect(o.text == (try Scenario(targetSteps: script, draftSteps: wrong).arText()))
         #expect(o.stats.rejectedDraftSteps >= 1 && o.stats.acceptedDraftSteps >= 3, "\(o.stats)")
         let truth = draftTokens(script), wrongTruth = draftTokens(wrong)
