@@ -4,11 +4,11 @@
 Starts --servers ggml-rpc-server processes on 127.0.0.1 (each with --server-threads threads), then
 a daemon with its target all local and one with --gpu-layers of the target's layers on the servers
 (split evenly), and asks each the same GSM8K questions in each mode. Reports tokens/s per mode and
-the bytes the servers read and wrote per generated token (their /proc/PID/io, counted from when the
-daemon is ready, so the weights' upload is left out).
+the bytes sent to the servers and back per generated token (the kernel's counters of their TCP
+connections, `ss -ti`, counted from when the daemon is ready, so the weights' upload is left out).
 Usage: rpc-bench.py --daemon .build/release/lookaheadd [--servers 2] [--gpu-layers 16] [--asks 3]
          [--max-tokens 64] [--modes ar,lookahead+sd] [--json out.json]"""
-import argparse, json, os, shutil, signal, socket, subprocess, sys, tempfile, time
+import argparse, json, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
 from daemonlib import call, problems, start
 
@@ -43,29 +43,28 @@ def start_server(binary, threads, workdir):
     sys.exit("ggml-rpc-server did not listen on port %d" % port)
 
 
-def io(pids):
-    """Bytes the processes read and wrote through system calls (their sockets, here)."""
-    read = written = 0
-    for pid in pids:
-        for line in open("/proc/%d/io" % pid):
-            key, value = line.split(":")
-            if key == "rchar":
-                read += int(value)
-            elif key == "wchar":
-                written += int(value)
-    return read, written
+def traffic(endpoints):
+    """Bytes the servers' established connections received and sent so far (iproute2's ss)."""
+    received = sent = 0
+    for endpoint in endpoints:
+        port = endpoint.rsplit(":", 1)[1]
+        out = subprocess.run(["ss", "-tinH", "state", "established", "( sport = :%s )" % port],
+                             capture_output=True, text=True, check=True).stdout
+        received += sum(int(n) for n in re.findall(r"bytes_received:(\d+)", out))
+        sent += sum(int(n) for n in re.findall(r"bytes_sent:(\d+)", out))
+    return received, sent
 
 
-def run(sock, args, items, pids):
+def run(sock, args, items, endpoints):
     out = {}
     for mode in args.modes.split(","):
-        before, t, tokens = io(pids), time.perf_counter(), 0
+        before, t, tokens = traffic(endpoints), time.perf_counter(), 0
         for item in items[:args.asks]:
             r = call(sock, "ask", {"prompt": item["question"], "mode": mode, "max_tokens": args.max_tokens,
                                    "adaptive": False, "verifier": "exact"})
             tokens += r["tokens"]
         wall = time.perf_counter() - t
-        after = io(pids)
+        after = traffic(endpoints)
         out[mode] = {"tokens": tokens, "seconds": wall, "tokens_per_second": tokens / wall,
                      "sent_bytes_per_token": (after[0] - before[0]) / tokens,
                      "received_bytes_per_token": (after[1] - before[1]) / tokens}
@@ -102,7 +101,7 @@ def main():
         proc, sock = start(args.daemon, os.path.join(workdir, "split"), config)
         try:
             report["models"] = call(sock, "models")["models"][0]
-            report["split"] = run(sock, args, items, [s.pid for s, _ in servers])
+            report["split"] = run(sock, args, items, endpoints)
         finally:
             proc.terminate()
             proc.wait(timeout=60)

@@ -18,9 +18,9 @@ public struct EngineConfig: Sendable, Equatable {
     /// With `rpcServers`, how many of the target's layers leave this host's CPU.
     public var gpuLayers: Int32 = -1
     /// `rpc-server` endpoints ("host:port") lending their devices to the target, which splits its
-    /// offloaded layers over the local GPUs and these, in this order. Draft and verifier stay local.
+    /// offloaded layers over these, in this order, then the local GPUs. Draft and verifier stay local.
     public var rpcServers: [RPCEndpoint] = []
-    /// The target's shares of offloaded layers per device (local GPUs, then the RPC devices); nil:
+    /// The target's shares of offloaded layers per device (the RPC devices, then the local GPUs); nil:
     /// in proportion to their free memory.
     public var tensorSplit: [Float]?
     public var contextLength = 8192
@@ -34,12 +34,14 @@ public struct EngineConfig: Sendable, Equatable {
     /// answers that can split from `ar` where the target's own choice is a near-tie.
     public var batchInvariant = false
 
-    /// Where the target's offloaded layers go: the local GPUs, then the RPC servers' devices
-    /// (connected here: a server that is down is an error naming it).
+    /// Where the target's offloaded layers go: the RPC servers' devices (connected here: a server
+    /// that is down is an error naming it), then the local GPUs. llama.cpp gives the last device the
+    /// last layers and the output layer, so with a local GPU the logits (a vocabulary's worth of
+    /// floats per row) never cross the network; only hidden states do.
     public func targetPlacement() throws -> Placement {
         let remote = try rpcServers.flatMap { try RemoteDevices.connect($0.text) }
         guard !remote.isEmpty || tensorSplit != nil else { return Placement() }
-        return Placement(devices: Device.localGPUs + remote, tensorSplit: tensorSplit)
+        return Placement(devices: remote + Device.localGPUs, tensorSplit: tensorSplit)
     }
 
     /// llama.cpp allows 256 sequence ids; batch invariance keeps one of them (`Context`).

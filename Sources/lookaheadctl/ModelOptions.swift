@@ -23,7 +23,7 @@ struct ModelOptions: ParsableArguments {
     @Flag(name: .customLong("rpc-trusted-network"),
           help: "Allow rpc-servers beyond loopback (ggml's RPC has no authentication or encryption).")
     var rpcTrustedNetwork = false
-    @Option(name: .customLong("tensor-split"), help: "The target's shares of offloaded layers per device (local GPUs, then --rpc's), as 3,1.")
+    @Option(name: .customLong("tensor-split"), help: "The target's shares of offloaded layers per device (--rpc's, then the local GPUs), as 3,1.")
     var tensorSplit: String?
 
     var given: Bool {
