@@ -382,9 +382,9 @@ public final class LookaheadSession {
             // A draft step with the target's very text but other tokens (another vocabulary, or
             // another split of the same bytes) gives way to the target's own: its branch continues
             // from tokens the target would not have written, and the text is the same.
-            if let position = chain.first,
-               let c = position.firstIndex(where: { $0.verdict == true && $0.targetTokens == targetStep.tokens })
-                ?? position.firstIndex(where: { $0.verdict == true && $0.step.text != targetStep.text }) {
+            if let position = chain.first, let c = position.firstIndex(where: {
+                $0.verdict == true && ($0.targetTokens == targetStep.tokens || $0.step.text != targetStep.text)
+            }) {
                 stats.acceptedDraftSteps += 1
                 acceptDraft(candidate: c)
             } else {
