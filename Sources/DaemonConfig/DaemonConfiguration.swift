@@ -40,6 +40,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Checked as host:port here; a host other than loopback needs `rpcTrustedNetwork`.
     public var rpcServers = Self.engine.rpcServers
     public var rpcTrustedNetwork = false
+    public var rpcModels = Self.engine.rpcModels
     public var tensorSplit = Self.engine.tensorSplit
     public var contextLength = Self.engine.contextLength
     public var batchSize = Self.engine.batchSize
@@ -159,6 +160,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         config.threads = threads
         config.gpuLayers = gpuLayers
         config.rpcServers = rpcServers
+        config.rpcModels = rpcModels
         config.tensorSplit = tensorSplit
         config.contextLength = contextLength
         config.batchSize = batchSize

@@ -309,6 +309,15 @@ extension DaemonConfiguration {
             c.rpcServers = servers
         },
         Setting("rpc_trusted_network") { c, v throws(Invalid) in c.rpcTrustedNetwork = try v.bool() },
+        Setting("rpc_models") { c, v throws(Invalid) in
+            var models: Set<ModelRole> = []
+            for name in v.list() {
+                guard let role = ModelRole(rawValue: name) else { throw Invalid("'\(name)' is not target or draft") }
+                models.insert(role)
+            }
+            guard !models.isEmpty else { throw Invalid("name target, draft or both") }
+            c.rpcModels = models
+        },
         Setting("tensor_split") { c, v throws(Invalid) in
             var shares: [Float] = []
             for text in v.list() {

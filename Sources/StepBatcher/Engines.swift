@@ -15,13 +15,16 @@ public struct EngineConfig: Sendable, Equatable {
     /// The most threads a pass may use (the thread governor may use fewer).
     public var threads = 2
     /// Layers offloaded to the GPU, -1 all: a build of llama.cpp without a GPU backend offloads none.
-    /// With `rpcServers`, how many of the target's layers leave this host's CPU.
+    /// For a model placed on `rpcServers`, how many of its layers leave this host's CPU.
     public var gpuLayers: Int32 = -1
-    /// `rpc-server` endpoints ("host:port") lending their devices to the target, which splits its
-    /// offloaded layers over these, in this order, then the local GPUs. Draft and verifier stay local.
+    /// `rpc-server` endpoints ("host:port") lending their devices to the `rpcModels`, which split
+    /// their offloaded layers over these, in this order, then the local GPUs.
     public var rpcServers: [RPCEndpoint] = []
-    /// The target's shares of offloaded layers per device (the RPC devices, then the local GPUs); nil:
-    /// in proportion to their free memory.
+    /// The models placed on `rpcServers`: the target, typically; the draft and the verifiers stay
+    /// local unless named.
+    public var rpcModels: Set<ModelRole> = [.target]
+    /// Those models' shares of offloaded layers per device (the RPC devices, then the local GPUs);
+    /// nil: in proportion to their free memory.
     public var tensorSplit: [Float]?
     public var contextLength = 8192
     public var batchSize = 512
@@ -34,11 +37,13 @@ public struct EngineConfig: Sendable, Equatable {
     /// answers that can split from `ar` where the target's own choice is a near-tie.
     public var batchInvariant = false
 
-    /// Where the target's offloaded layers go: the RPC servers' devices (connected here: a server
-    /// that is down is an error naming it), then the local GPUs. llama.cpp gives the last device the
-    /// last layers and the output layer, so with a local GPU the logits (a vocabulary's worth of
-    /// floats per row) never cross the network; only hidden states do.
-    public func targetPlacement() throws -> Placement {
+    /// Where a model's offloaded layers go: for one of `rpcModels`, the RPC servers' devices
+    /// (connected here: a server that is down is an error naming it), then the local GPUs; else
+    /// the local GPUs alone. llama.cpp gives the last device the last layers and the output layer,
+    /// so with a local GPU the logits (a vocabulary's worth of floats per row) never cross the
+    /// network; only hidden states do.
+    public func placement(for role: ModelRole) throws -> Placement {
+        guard rpcModels.contains(role) else { return Placement() }
         let remote = try rpcServers.flatMap { try RemoteDevices.connect($0.text) }
         guard !remote.isEmpty || tensorSplit != nil else { return Placement() }
         return Placement(devices: remote + Device.localGPUs, tensorSplit: tensorSplit)
@@ -83,13 +88,14 @@ public final class Engines {
         self.config = config
         let repack = !config.batchInvariant
         targetModel = try Model(path: config.targetPath, gpuLayers: config.gpuLayers, repack: repack,
-                                placement: try config.targetPlacement())
+                                placement: try config.placement(for: .target))
         let params = ContextParams(contextLength: config.contextLength, batchSize: config.batchSize,
                                    sequences: config.sequences, threads: config.threads,
                                    batchInvariant: config.batchInvariant)
         target = LlamaEngine(context: try Context(model: targetModel, params: params))
         if loadDraft {
-            let model = try Model(path: config.draftPath, gpuLayers: config.gpuLayers, repack: repack)
+            let model = try Model(path: config.draftPath, gpuLayers: config.gpuLayers, repack: repack,
+                                  placement: try config.placement(for: .draft))
             // The draft reads the whole conversation the target reads: past its trained context
             // it would write noise that is never accepted.
             let reach = min(config.contextLength, targetModel.trainedContext)
@@ -211,6 +217,11 @@ public enum PromptInput: Sendable, Equatable {
         case .chat(let messages): return messages.reduce(0) { $0 + $1.content.utf8.count }
         }
     }
+}
+
+/// The models a split can place on other hosts (the verifiers' models are small and stay local).
+public enum ModelRole: String, Sendable, CaseIterable, Hashable {
+    case target, draft
 }
 
 /// An `rpc-server` to lend its devices: "host:port". ggml's RPC protocol has no authentication and

@@ -95,7 +95,7 @@ struct Ask: ParsableCommand {
 
     func validate() throws {
         guard !local else { return }
-        let localOnly = [("--threads", threads != nil), ("--models, --target, --draft, --gpu-layers, --rpc or --tensor-split", models.given), ("--batch-invariant", batchInvariant),
+        let localOnly = [("--threads", threads != nil), ("--models, --target, --draft, --gpu-layers, --rpc, --rpc-models or --tensor-split", models.given), ("--batch-invariant", batchInvariant),
                          ("--proposal-tokens", options.proposalTokens != nil)]
         if let (flag, _) = localOnly.first(where: \.1) { throw ValidationError("\(flag) needs --local") }
     }

@@ -23,11 +23,14 @@ struct ModelOptions: ParsableArguments {
     @Flag(name: .customLong("rpc-trusted-network"),
           help: "Allow rpc-servers beyond loopback (ggml's RPC has no authentication or encryption).")
     var rpcTrustedNetwork = false
+    @Option(name: .customLong("rpc-models"), help: "The models --rpc takes: target (the default), draft, or target,draft.")
+    var rpcModels: String?
     @Option(name: .customLong("tensor-split"), help: "The target's shares of offloaded layers per device (--rpc's, then the local GPUs), as 3,1.")
     var tensorSplit: String?
 
     var given: Bool {
-        directory != nil || target != nil || draft != nil || rpc != nil || tensorSplit != nil || gpuLayers != EngineConfig().gpuLayers
+        directory != nil || target != nil || draft != nil || rpc != nil || rpcModels != nil || tensorSplit != nil
+            || gpuLayers != EngineConfig().gpuLayers
     }
     var resolvedDirectory: String { directory ?? EngineConfig.defaultModelDirectory }
 
@@ -43,6 +46,13 @@ struct ModelOptions: ParsableArguments {
             do throws(EngineError) {
                 c.rpcServers.append(try RPCEndpoint(String(server), trustedNetwork: rpcTrustedNetwork))
             } catch { throw ValidationError("--rpc \(error.reason)") }
+        }
+        if let rpcModels {
+            let roles = rpcModels.split(separator: ",").map { ModelRole(rawValue: String($0)) }
+            guard !roles.isEmpty, roles.allSatisfy({ $0 != nil }) else {
+                throw ValidationError("--rpc-models '\(rpcModels)' is not a comma-separated list of target and draft")
+            }
+            c.rpcModels = Set(roles.map { $0! })
         }
         if let tensorSplit {
             let shares = tensorSplit.split(separator: ",").map { Float($0) }

@@ -50,7 +50,8 @@ struct Passes: ParsableCommand {
                 return try PassCostProbe.measure(try Context(model: model, params: params), rows: counts, prefix: prefix, repeats: repeats)
             } catch { throw CLIError("\(path): \(error)") }
         }
-        let report = PassCostReport(target: try curve(config.targetPath, placement: try config.targetPlacement()), draft: noDraft ? nil : try curve(config.draftPath),
+        let report = PassCostReport(target: try curve(config.targetPath, placement: try config.placement(for: .target)),
+                                    draft: noDraft ? nil : try curve(config.draftPath, placement: try config.placement(for: .draft)),
                                     prefix: prefix, repeats: repeats)
         FileHandle.standardOutput.write(report.table())
         if let jsonPath { try Bench.write("\(report.json())\n", to: jsonPath) }

@@ -96,6 +96,8 @@ private func defaults(_ change: (inout DaemonConfiguration) -> Void) -> DaemonCo
              bad: "127.0.0.1", reason: "'127.0.0.1': not host:port (as 192.168.1.20:50052)"),
         Case(key: "rpc_trusted_network", good: "yes", expected: { $0.rpcTrustedNetwork = true },
              bad: "maybe", reason: "'maybe' is not a boolean"),
+        Case(key: "rpc_models", good: "target, draft", expected: { $0.rpcModels = [.target, .draft] },
+             bad: "embedding", reason: "'embedding' is not target or draft"),
         Case(key: "tensor_split", good: "3, 1", expected: { $0.tensorSplit = [3, 1] },
              bad: "-1", reason: "'-1' is not a non-negative number"),
         Case(key: "context_length", good: "32768", expected: { $0.contextLength = 32768 },

@@ -47,6 +47,20 @@ struct RPCTests {
         #expect(speculated.tokens == local.tokens)
     }
 
+    /// `rpc_models = target, draft`: the draft's last 8 layers go to the server as well, and
+    /// lookahead still writes the all-local target's tokens.
+    @Test func theDraftCanLiveOnAServerToo() throws {
+        let server = try RPCServer()
+        var c = try config(servers: [server], gpuLayers: 8)
+        c.rpcModels = [.target, .draft]
+        let split = try Engines(config: c)
+        #expect(split.draftModel!.devices.compactMap(\.endpoint) == [server.endpoint])
+        #expect(split.draftModel!.offloadedLayers == 8 && split.targetModel.offloadedLayers == 8)
+        let prompt = try split.prompt(.text(GSM8K.prompt(try GSM8K.problem(2))))
+        let local = try RealModels.exact.generate(prompt: prompt, config: greedy(.ar, maxTokens: 16))
+        #expect(try split.generate(prompt: prompt, config: greedy(.lookahead, maxTokens: 16)).tokens == local.tokens)
+    }
+
     /// A server that is not there is named when the models load; ggml alone would abort the process.
     @Test func aServerThatIsDownIsNamedAtLoad() throws {
         var c = try config(servers: [], gpuLayers: 8)

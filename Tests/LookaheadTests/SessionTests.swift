@@ -239,7 +239,7 @@ struct SessionTests {
 /// in two tokens (" app" + "les"). Each scripted model traps on an id outside its own vocabulary.
 @Suite("Steps across vocabularies")
 struct CrossVocabularyTests {
-    let draftWords = WordText(firstWordID: 10_000, splitOver: 3)
+    let draftWords = WordText(firstWordID: 1 << 24, splitOver: 3)
 
     func scenario(draft: [String]) -> Scenario {
         var s = Scenario(targetSteps: script, draftSteps: draft)

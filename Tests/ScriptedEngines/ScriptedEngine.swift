@@ -81,7 +81,7 @@ public final class WordText: TokenText {
     public func knows(_ token: Token) -> Bool {
         token <= WordText.thinkEnd || (firstWordID..<firstWordID + WordText.wordIDs).contains(token)
     }
-    public static let wordIDs: Token = 5_000
+    public static let wordIDs: Token = 1 << 24
     public func isEndOfGeneration(_ token: Token) -> Bool { token == WordText.eos }
     public func detokenize(_ tokens: [Token]) -> String { String(decoding: tokens.flatMap(pieceBytes), as: UTF8.self) }
     public var endOfTurn: Token { WordText.eos }

@@ -110,7 +110,7 @@ struct PrefixCacheSchedulerTests {
     /// A draft of another vocabulary caches its own reading of the prompt: the same question again
     /// starts both models at their prompts' last tokens.
     @Test func aDraftOfAnotherVocabularyStartsFromItsOwnCachedPrompt() throws {
-        let rig = Rig(draftWords: WordText(firstWordID: 10_000, splitOver: 3))
+        let rig = Rig(draftWords: WordText(firstWordID: 1 << 24, splitOver: 3))
         let draftPrompt = try #require(rig.draftPrompt)
         #expect(draftPrompt.count > rig.prompt.count, "the draft splits the question's long words")
         let scheduler = rig.scheduler(prefixCacheCells: 4096)
