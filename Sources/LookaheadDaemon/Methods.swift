@@ -105,6 +105,12 @@ public final class Methods: Sendable {
             "connections": .object(["open": JSONValue(connections.open), "max": JSONValue(config.maxConnections)]),
             "tokens_per_second": .double(t.tokensPerBusySecond),
             "draft_vocabulary": models.objectValue?["draft_vocabulary"] ?? .null,
+            // Where each model's layers are, from `models`' answer.
+            "models": .array((models.objectValue?["models"]?.arrayValue ?? []).compactMap(\.objectValue).map { model in
+                var place = JSONObject()
+                for key in ["role", "device", "layers", "offloaded_layers"] { place[key] = model[key] }
+                return .object(place)
+            }),
             "rpc_servers": .array(config.rpcServers.map { server in
                 .object(["endpoint": .string(server.text), "lost": .bool(RemoteDevices.hasFailed(server.text))])
             }),

@@ -362,7 +362,9 @@ struct DaemonTests {
         let target = try #require(try daemon.call("models")["models"]?.arrayValue?.first)
         #expect(target["offloaded_layers"]?.intValue == 8, "\(target)")
         #expect(target["devices"]?.arrayValue?.first?.stringValue?.contains(server.endpoint) == true, "\(target)")
-        #expect(try daemon.status()["rpc_servers"] == .array([.object(["endpoint": .string(server.endpoint), "lost": false])]))
+        let before = try daemon.status()
+        #expect(before["rpc_servers"] == .array([.object(["endpoint": .string(server.endpoint), "lost": false])]))
+        #expect(before["models"]?.arrayValue?.first?["device"] == target["device"])
         var steps = 0
         let client = try daemon.client(), prompt = try GSM8K.prompt(GSM8K.problem(1))
         let outcome = Result {

@@ -23,8 +23,9 @@ struct UnitFileTests {
         let service = try String(contentsOf: systemd.appendingPathComponent("lookaheadd.service"), encoding: .utf8)
         try service.replacingOccurrences(of: "WatchdogSec=60", with: "WatchdogSec=sixty")
             .write(toFile: units + "/lookaheadd.service", atomically: true, encoding: .utf8)
-        try FileManager.default.copyItem(atPath: systemd.appendingPathComponent("lookaheadd.socket").path,
-                                         toPath: units + "/lookaheadd.socket")
+        for unit in ["lookaheadd.socket", "lookaheadd-rpc@.service"] {
+            try FileManager.default.copyItem(atPath: systemd.appendingPathComponent(unit).path, toPath: units + "/" + unit)
+        }
 
         let (status, output) = try Self.verify(units)
         #expect(status != 0)
