@@ -231,6 +231,11 @@ struct Value {
         text.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }).map(String.init)
     }
 
+    /// The list read by one of the engine's own parsers, its refusal as this key's.
+    func engine<T>(_ parse: ([String]) throws(EngineError) -> T) throws(Invalid) -> T {
+        do throws(EngineError) { return try parse(list()) } catch { throw Invalid(error.reason) }
+    }
+
     /// Endpoints separated by commas or blanks, each once.
     func httpEndpoints() throws(Invalid) -> [HTTPEndpoint] {
         var endpoints: [HTTPEndpoint] = []
@@ -299,34 +304,11 @@ extension DaemonConfiguration {
         Setting("gpu_layers") { c, v throws(Invalid) in c.gpuLayers = Int32(try v.integer(-1...Int(Int32.max))) },
         Setting("rpc_servers") { c, v throws(Invalid) in
             // Whether a host may be other than loopback depends on rpc_trusted_network: checked with it.
-            var servers: [RPCEndpoint] = []
-            for text in v.list() {
-                let server: RPCEndpoint
-                do throws(EngineError) { server = try RPCEndpoint(text, trustedNetwork: true) } catch { throw Invalid(error.reason) }
-                guard !servers.contains(server) else { throw Invalid("\(server) is listed twice") }
-                servers.append(server)
-            }
-            c.rpcServers = servers
+            c.rpcServers = try v.engine { items throws(EngineError) in try RPCEndpoint.list(items, trustedNetwork: true) }
         },
         Setting("rpc_trusted_network") { c, v throws(Invalid) in c.rpcTrustedNetwork = try v.bool() },
-        Setting("rpc_models") { c, v throws(Invalid) in
-            var models: Set<ModelRole> = []
-            for name in v.list() {
-                guard let role = ModelRole(rawValue: name) else { throw Invalid("'\(name)' is not target or draft") }
-                models.insert(role)
-            }
-            guard !models.isEmpty else { throw Invalid("name target, draft or both") }
-            c.rpcModels = models
-        },
-        Setting("tensor_split") { c, v throws(Invalid) in
-            var shares: [Float] = []
-            for text in v.list() {
-                guard let x = Float(text), x >= 0, x.isFinite else { throw Invalid("'\(text)' is not a non-negative number") }
-                shares.append(x)
-            }
-            guard shares.isEmpty || shares.contains(where: { $0 > 0 }) else { throw Invalid("at least one share must be above 0") }
-            c.tensorSplit = shares.isEmpty ? nil : shares
-        },
+        Setting("rpc_models") { c, v throws(Invalid) in c.rpcModels = try v.engine(ModelRole.set) },
+        Setting("tensor_split") { c, v throws(Invalid) in c.tensorSplit = try v.engine(EngineConfig.shares) },
         Setting("context_length") { c, v throws(Invalid) in c.contextLength = try v.integer(256...Int(Int32.max)) },
         Setting("batch_size") { c, v throws(Invalid) in c.batchSize = try v.integer(32...Int(Int32.max)) },
         Setting("batch_invariant") { c, v throws(Invalid) in c.batchInvariant = try v.bool() },

@@ -33,13 +33,13 @@ public struct Device: @unchecked Sendable, Equatable, CustomStringConvertible {
 public enum RemoteDevices {
     private static let connected = Mutex<[String: [Device]]>([:])
 
-    /// `endpoint`'s devices ("host:port"), connecting once per process. A server that does not
-    /// accept a connection within `timeout` seconds, or does not answer the RPC handshake, is an
-    /// error naming it (ggml itself would abort the process).
-    public static func connect(_ endpoint: String, timeout: Double = 3) throws -> [Device] {
+    /// `endpoint`'s devices ("host:port", already taken apart as `host` and `port`), connecting
+    /// once per process. A server that does not accept a connection within `timeout` seconds, or
+    /// does not answer the RPC handshake, is an error naming it (ggml itself would abort the process).
+    public static func connect(_ endpoint: String, host: String, port: UInt16, timeout: Double = 3) throws -> [Device] {
         LlamaBackend.initialise()
         if let devices = connected.withLock({ $0[endpoint] }) { return devices }
-        try probe(endpoint, timeout: timeout)
+        try probe(endpoint, host: host, port: port, timeout: timeout)
         guard let registry = ggml_backend_rpc_add_server(endpoint), !hasFailed(endpoint) else {
             throw LlamaError.rpcServer(endpoint: endpoint, reason: "it accepted a connection but did not answer the RPC handshake (an rpc-server of another llama.cpp version?)")
         }
@@ -53,13 +53,8 @@ public enum RemoteDevices {
     /// dropped from then on, and passes that use it are not to be trusted.
     public static func hasFailed(_ endpoint: String) -> Bool { ggml_backend_rpc_endpoint_failed(endpoint) }
 
-    /// Opens and closes a TCP connection to `endpoint`.
-    static func probe(_ endpoint: String, timeout: Double) throws {
-        guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...]) else {
-            throw LlamaError.rpcServer(endpoint: endpoint, reason: "not host:port")
-        }
-        var host = String(endpoint[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    /// Opens and closes a TCP connection to `host`:`port`.
+    static func probe(_ endpoint: String, host: String, port: UInt16, timeout: Double) throws {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var found: UnsafeMutablePointer<addrinfo>?

@@ -44,7 +44,7 @@ public struct EngineConfig: Sendable, Equatable {
     /// network; only hidden states do.
     public func placement(for role: ModelRole) throws -> Placement {
         guard rpcModels.contains(role) else { return Placement() }
-        let remote = try rpcServers.flatMap { try RemoteDevices.connect($0.text) }
+        let remote = try rpcServers.flatMap { try RemoteDevices.connect($0.text, host: $0.host, port: $0.port) }
         guard !remote.isEmpty || tensorSplit != nil else { return Placement() }
         return Placement(devices: remote + Device.localGPUs, tensorSplit: tensorSplit)
     }
@@ -222,6 +222,34 @@ public enum PromptInput: Sendable, Equatable {
 /// The models a split can place on other hosts (the verifiers' models are small and stay local).
 public enum ModelRole: String, Sendable, CaseIterable, Hashable {
     case target, draft
+
+    /// `rpc_models` / `--rpc-models`: at least one role, by name.
+    public static func set(_ items: [String]) throws(EngineError) -> Set<ModelRole> {
+        var roles: Set<ModelRole> = []
+        for name in items {
+            guard let role = ModelRole(rawValue: name) else { throw .badConfig(key: "rpc_models", reason: "'\(name)' is not target or draft") }
+            roles.insert(role)
+        }
+        guard !roles.isEmpty else { throw .badConfig(key: "rpc_models", reason: "name target, draft or both") }
+        return roles
+    }
+}
+
+extension EngineConfig {
+    /// `tensor_split` / `--tensor-split`: non-negative shares, at least one above 0; nil for none.
+    public static func shares(_ items: [String]) throws(EngineError) -> [Float]? {
+        var shares: [Float] = []
+        for text in items {
+            guard let x = Float(text), x >= 0, x.isFinite else {
+                throw .badConfig(key: "tensor_split", reason: "'\(text)' is not a non-negative number")
+            }
+            shares.append(x)
+        }
+        guard shares.isEmpty || shares.contains(where: { $0 > 0 }) else {
+            throw .badConfig(key: "tensor_split", reason: "at least one share must be above 0")
+        }
+        return shares.isEmpty ? nil : shares
+    }
 }
 
 /// An `rpc-server` to lend its devices: "host:port". ggml's RPC protocol has no authentication and
@@ -244,12 +272,24 @@ public struct RPCEndpoint: Sendable, Equatable, CustomStringConvertible {
             throw bad("""
                 not this host's loopback; ggml's RPC has no authentication or encryption, so anyone who reaches \
                 the server can use it and read or change the tensors it holds: set rpc_trusted_network = true \
+                (--rpc-trusted-network) \
                 for a private network or a tunnel
                 """)
         }
         self.text = text
         self.host = host
         self.port = port
+    }
+
+    /// `rpc_servers` / `--rpc`: each endpoint checked, and listed once.
+    public static func list(_ items: [String], trustedNetwork: Bool) throws(EngineError) -> [RPCEndpoint] {
+        var servers: [RPCEndpoint] = []
+        for text in items {
+            let server = try RPCEndpoint(text, trustedNetwork: trustedNetwork)
+            guard !servers.contains(server) else { throw .badConfig(key: "rpc_servers", reason: "\(server) is listed twice") }
+            servers.append(server)
+        }
+        return servers
     }
 
     public static func isLoopback(_ host: String) -> Bool {
@@ -261,7 +301,11 @@ public struct RPCEndpoint: Sendable, Equatable, CustomStringConvertible {
 
 public enum EngineError: Error, CustomStringConvertible, Equatable {
     case badConfig(key: String, reason: String)
-    /// The reason alone, for a caller that names the key itself (the config parser's line).
+    /// The key and the reason apart, for a caller that names the setting its own way (the config
+    /// parser's line, a command-line flag).
+    public var key: String {
+        switch self { case .badConfig(let k, _): return k }
+    }
     public var reason: String {
         switch self { case .badConfig(_, let r): return r }
     }

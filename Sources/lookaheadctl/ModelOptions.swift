@@ -42,24 +42,15 @@ struct ModelOptions: ParsableArguments {
         if let draft { c.draftPath = draft }
         guard gpuLayers >= -1 else { throw ValidationError("--gpu-layers must be -1 (all) or more") }
         c.gpuLayers = gpuLayers
-        for server in (rpc ?? "").split(separator: ",") {
-            do throws(EngineError) {
-                c.rpcServers.append(try RPCEndpoint(String(server), trustedNetwork: rpcTrustedNetwork))
-            } catch { throw ValidationError("--rpc \(error.reason)") }
-        }
-        if let rpcModels {
-            let roles = rpcModels.split(separator: ",").map { ModelRole(rawValue: String($0)) }
-            guard !roles.isEmpty, roles.allSatisfy({ $0 != nil }) else {
-                throw ValidationError("--rpc-models '\(rpcModels)' is not a comma-separated list of target and draft")
-            }
-            c.rpcModels = Set(roles.map { $0! })
-        }
-        if let tensorSplit {
-            let shares = tensorSplit.split(separator: ",").map { Float($0) }
-            guard !shares.isEmpty, shares.allSatisfy({ ($0 ?? -1) >= 0 }), shares.contains(where: { ($0 ?? 0) > 0 }) else {
-                throw ValidationError("--tensor-split '\(tensorSplit)' is not a comma-separated list of non-negative shares")
-            }
-            c.tensorSplit = shares.map { $0! }
+        // The config file's parsers, so a flag and its key refuse the same values the same way.
+        func items(_ text: String) -> [String] { text.split(separator: ",").map(String.init) }
+        do throws(EngineError) {
+            c.rpcServers = try RPCEndpoint.list(items(rpc ?? ""), trustedNetwork: rpcTrustedNetwork)
+            if let rpcModels { c.rpcModels = try ModelRole.set(items(rpcModels)) }
+            if let tensorSplit { c.tensorSplit = try EngineConfig.shares(items(tensorSplit)) }
+        } catch {
+            let flags = ["rpc_servers": "--rpc", "rpc_models": "--rpc-models", "tensor_split": "--tensor-split"]
+            throw ValidationError("\(flags[error.key] ?? error.key) \(error.reason)")
         }
         return c
     }

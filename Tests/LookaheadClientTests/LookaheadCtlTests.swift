@@ -220,7 +220,12 @@ import TestSupport
                                 (["bench", "--sessions", "8", "--svg", "x.svg"], "--sessions takes neither --svg"),
                                 (["bench", "--sessions", "64", "--modes", "lookahead"], "more than the 256 sequence ids"),
                                 (["passes", "--rows", "2,4"], "--rows: '2,4' is not a comma-separated list of positive counts including 1"),
-                                (["passes", "--gpu-layers=-2"], "--gpu-layers must be -1 (all) or more")] {
+                                (["passes", "--gpu-layers=-2"], "--gpu-layers must be -1 (all) or more"),
+                                (["bench", "--rpc", "10.0.0.2:50052"], "--rpc '10.0.0.2:50052': not this host's loopback"),
+                                (["bench", "--rpc", "127.0.0.1:1,127.0.0.1:1"], "--rpc 127.0.0.1:1 is listed twice"),
+                                (["passes", "--rpc-models", "embedding"], "--rpc-models 'embedding' is not target or draft"),
+                                (["bench", "--tensor-split", "0,0"], "--tensor-split at least one share must be above 0"),
+                                (["ask", "--rpc", "127.0.0.1:1", "q"], "needs --local")] {
             let run = try lookaheadctl(args)
             #expect(run.exitCode == 2, "\(args)")
             #expect(run.stderr.contains(message), "\(args): \(run.stderr)")
