@@ -14,6 +14,13 @@ public struct Prompt: Sendable, Equatable {
 
     /// KV cells the longer of the two takes in its context.
     public var cells: Int { max(target.count, draft?.count ?? 0) }
+
+    /// What `draft` reads: its own tokens when given; else the target's, for a draft of the same
+    /// vocabulary, or the target's text tokenised, for one of another.
+    public func draftTokens(draft: TokenText, target: TokenText) -> [Token] {
+        if let tokens = self.draft { return tokens }
+        return draft.sharesVocabulary(with: target) ? self.target : draft.tokenize(target.detokenize(self.target))
+    }
 }
 
 /// How steps cross between the draft and the target. Models that share a vocabulary pass token
@@ -27,7 +34,7 @@ struct StepCrossing {
     init(draft: TokenText, target: TokenText) {
         self.draft = draft
         self.target = target
-        sharesVocabulary = draft === target || draft.fingerprint == target.fingerprint
+        sharesVocabulary = draft.sharesVocabulary(with: target)
     }
 
     /// A draft step (finished or not) in the target's tokens.
@@ -40,12 +47,6 @@ struct StepCrossing {
 
     /// A target step in the draft's tokens.
     func toDraft(_ step: Step) -> [Token] { carry(step, to: draft) }
-
-    /// The draft's reading of a prompt given in the target's tokens only: its text.
-    func draftPrompt(_ prompt: Prompt) -> [Token] {
-        if let tokens = prompt.draft { return tokens }
-        return sharesVocabulary ? prompt.target : draft.tokenize(target.detokenize(prompt.target))
-    }
 
     private func carry(_ step: Step, to side: TokenText) -> [Token] {
         guard !sharesVocabulary else { return step.tokens }

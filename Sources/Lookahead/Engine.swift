@@ -51,6 +51,11 @@ public protocol TokenText: AnyObject {
     var fingerprint: UInt64 { get }
 }
 
+extension TokenText {
+    /// Whether token ids mean the same to both: then steps may pass between them as ids.
+    public func sharesVocabulary(with other: TokenText) -> Bool { self === other || fingerprint == other.fingerprint }
+}
+
 final class VocabText: TokenText {
     let vocab: Vocab
     /// Read every token's bytes once, when first asked (a pair is loaded): not for a target alone.

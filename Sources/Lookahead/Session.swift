@@ -93,7 +93,7 @@ public final class LookaheadSession {
         try config.validate()
         self.draft = config.mode.usesDraft ? draft : nil
         crossing = self.draft.map { StepCrossing(draft: $0.text, target: target.text) }
-        let draftPrompt = crossing?.draftPrompt(prompt) ?? []
+        let draftPrompt = self.draft.map { prompt.draftTokens(draft: $0.text, target: target.text) } ?? []
         guard !prompt.target.isEmpty, crossing == nil || !draftPrompt.isEmpty else { throw SessionError.emptyPrompt }
         let limit = target.contextLength - 1
         let longest = max(prompt.target.count, draftPrompt.count)

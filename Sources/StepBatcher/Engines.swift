@@ -109,7 +109,7 @@ public final class Engines {
             let engine = LlamaEngine(context: try Context(model: model, params: params))
             draftModel = model
             draft = engine
-            sharesVocabulary = engine.text.fingerprint == target.text.fingerprint
+            sharesVocabulary = engine.text.sharesVocabulary(with: target.text)
         } else {
             draftModel = nil
             draft = nil

@@ -262,11 +262,16 @@ public final class Scheduler {
     /// Starts a session with its own sequence ids and KV share; its sink hears `.started`, or
     /// `.failed` when the session cannot start. The caller has taken its place from `room`.
     /// A prompt that shares a prefix with a cached sequence starts from a copy of its cells.
-    public func admit(_ ticket: Ticket, prompt: Prompt, config: SessionConfig, priority: Priority,
+    public func admit(_ ticket: Ticket, prompt given: Prompt, config: SessionConfig, priority: Priority,
                       sink: @escaping (SessionUpdate) -> Void) {
         precondition(config.targetSequences <= targetPool.available && config.draftSequences <= draftPool.available,
                      "admitted past the free sequences")
         let caching = config.cachePrompt && targetPool.caching
+        // What the draft reads, settled once: its cache is looked up, and its session started, with it.
+        var prompt = given
+        if config.mode.usesDraft, let draft = engines.draft {
+            prompt.draft = given.draftTokens(draft: draft.text, target: engines.target.text)
+        }
         let draftPrompt = prompt.draft ?? prompt.target
         let targetHit = caching ? targetPool.lookup(prompt.target) : nil
         let draftHit = caching && config.draftSequences > 0 ? draftPool.lookup(draftPrompt) : nil

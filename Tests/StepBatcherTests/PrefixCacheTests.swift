@@ -124,6 +124,11 @@ struct PrefixCacheSchedulerTests {
         #expect(second.tokens == first.tokens)
         #expect(firstPositions(rig.target, after: targetPasses).min() == Int32(rig.prompt.count - 1))
         #expect(firstPositions(rig.draft, after: draftPasses) == [Int32(draftPrompt.count - 1)])
+        // Given in the target's tokens only, the prompt reaches the draft (and its cache) as its text.
+        let passes = rig.draft.passes.count
+        let third = try scheduler.generate(prompt: Prompt(rig.prompt), config: rig.config(.lookaheadSD))
+        #expect(third.tokens == first.tokens)
+        #expect(firstPositions(rig.draft, after: passes) == [Int32(draftPrompt.count - 1)])
     }
 
     @Test func aPartialMatchReusesOnlyTheCommonTokens() throws {
